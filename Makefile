@@ -1,0 +1,88 @@
+# skyjet build. `make` builds ./skyjet; `make test` installs what is missing and runs every test
+# (normal build, then the whole suite again under AddressSanitizer + UBSan).
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PKGS := luajit libevent inih
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypto
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+VERSION := 0.1.0
+OPT ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -DSKYJET_VERSION=\"$(VERSION)\" -g -Wall -Wextra -Werror \
+	-Wno-unused-parameter -fno-strict-aliasing -Idaemon -Idaemon/lua $(PKG_CFLAGS)
+LDLIBS := $(PKG_LIBS) -lpthread -lm -ldl
+
+# BUILD selects an output tree: build/ (normal) or build-asan/ (sanitizers).
+BUILD ?= build
+ifeq ($(BUILD),build-asan)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+CFLAGS := $(CFLAGS_BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
+LDFLAGS := $(SAN) -rdynamic
+
+DAEMON_SRC := $(wildcard daemon/*.c daemon/lua/*.c)
+DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(DAEMON_SRC))
+LIB_OBJ := $(filter-out $(BUILD)/daemon/main.o,$(DAEMON_OBJ))
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
+TOOL_SRC := $(wildcard test/bench/*.c test/tools/*.c)
+TOOL_BIN := $(patsubst %.c,$(BUILD)/%,$(TOOL_SRC))
+BIN := $(if $(filter build,$(BUILD)),skyjet,$(BUILD)/skyjet)
+
+.PHONY: all test check unit asan clean install deps bench fuzz format
+all: $(BIN) $(TOOL_BIN)
+
+$(BIN): $(DAEMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c $(wildcard daemon/*.h daemon/lua/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/unit/%: test/unit/%.c $(LIB_OBJ) $(wildcard test/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/test/%: test/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
+
+unit: $(UNIT_BIN)
+
+deps:
+	@scripts/deps
+
+# The full suite: dependencies, normal build, then everything again under ASan/UBSan.
+test: deps
+	$(MAKE) check
+	$(MAKE) check BUILD=build-asan OPT=-O1
+
+# One pass of the suite with the current BUILD.
+check: $(BIN) $(TOOL_BIN) $(UNIT_BIN)
+	@python3 test/run.py --build $(BUILD) --bin $(BIN)
+
+asan:
+	$(MAKE) check BUILD=build-asan OPT=-O1
+
+bench: all
+	scripts/bench
+
+fuzz:
+	scripts/fuzz
+
+format:
+	clang-format -i daemon/*.c daemon/*.h daemon/lua/*.c daemon/lua/*.h test/unit/*.c
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/skyjet/lualib/skynet \
+		$(DESTDIR)$(PREFIX)/share/skyjet/service $(DESTDIR)$(PREFIX)/share/skyjet/config
+	install -m 755 skyjet $(DESTDIR)$(PREFIX)/bin/skyjet
+	cp -R lualib/. $(DESTDIR)$(PREFIX)/share/skyjet/lualib/
+	cp -R service/. $(DESTDIR)$(PREFIX)/share/skyjet/service/
+	cp -R config/. $(DESTDIR)$(PREFIX)/share/skyjet/config/
+
+clean:
+	rm -rf build build-asan skyjet

@@ -1,0 +1,90 @@
+/* reactor: the one thread that owns every socket fd, built on a libevent event_base.
+ * Other threads talk to it only through reactor_* commands (a locked command queue plus an
+ * eventfd wake-up; no lock is held across a syscall). It answers with socket events delivered
+ * through the deliver callback given at creation (main.c turns them into PTYPE_SOCKET messages
+ * to the socket's owner service). Ownership: data handed to reactor_send belongs to the reactor;
+ * the event's `data` buffer belongs to whoever receives the event. */
+#ifndef SKYJET_REACTOR_H
+#define SKYJET_REACTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Event types (Skynet's socket message sub-types). */
+enum reactor_event_type {
+    REACTOR_DATA = 1,    /* bytes arrived: data/size */
+    REACTOR_OPEN = 2,    /* connect finished, or a socket was started: text = "ip:port" */
+    REACTOR_CLOSE = 3,   /* socket closed (peer close, reset, close/shutdown done) */
+    REACTOR_ACCEPT = 4,  /* listener accepted: ud = new socket id, text = "ip:port" of peer */
+    REACTOR_ERROR = 5,   /* connect/IO failed: text = reason ("Connection refused"); socket is gone */
+    REACTOR_UDP = 6,     /* reserved */
+    REACTOR_WARNING = 7, /* send queue above high-water: ud = pending KiB; ud = 0 when drained */
+};
+
+/* The payload of a PTYPE_SOCKET message: this struct, followed by `text` (NUL-terminated)
+ * when there is one. */
+struct reactor_event {
+    int type;   /* enum reactor_event_type */
+    int id;     /* socket id */
+    int ud;     /* DATA: size; ACCEPT: new id; WARNING: KiB pending (0 = drained) */
+    int size;   /* DATA: bytes in data */
+    char *data; /* DATA: malloc'd bytes, owned by the receiver; NULL otherwise */
+    char text[];
+};
+
+/* Delivers one event to `owner` (a service handle). `ev` is malloc'd, `size` bytes long; the
+ * callback takes ownership of it (and of ev->data). Called on the reactor thread. */
+typedef void (*reactor_deliver_fn)(void *ud, uint32_t owner, struct reactor_event *ev, size_t size);
+
+struct reactor_config {
+    reactor_deliver_fn deliver;
+    void *ud;
+    size_t high_water; /* send-queue warning threshold in bytes; 0 = default 1 MiB */
+    int max_sockets;   /* size of the id table; 0 = default 65536 */
+};
+
+struct reactor;
+
+struct reactor *reactor_create(const struct reactor_config *cfg);
+/* Start the reactor thread. Returns 0 or -errno. */
+int reactor_start(struct reactor *r);
+/* Ask the thread to stop, join it, close every socket, free everything. */
+void reactor_destroy(struct reactor *r);
+
+/* Listen on host:port (port 0 = ephemeral). Done on the reactor thread; the caller waits for the
+ * result. Returns the socket id (>= 0) and stores the bound port in *port_out, or returns -1 and
+ * writes the reason into err. The listener accepts nothing until reactor_resume(). */
+int reactor_listen(struct reactor *r, uint32_t owner, const char *host, int port, int backlog,
+                   int *port_out, char *err, size_t errlen);
+/* Start a non-blocking connect. Returns the id at once (or -1 if the table is full); the result
+ * arrives later as REACTOR_OPEN (text = "ip:port") or REACTOR_ERROR (text = reason). */
+int reactor_connect(struct reactor *r, uint32_t owner, const char *host, int port);
+/* Begin delivering events for id to owner: for a listener, start accepting; for an accepted or
+ * paused socket, start reading (and transfer ownership to `owner`). A REACTOR_OPEN event
+ * confirms it. */
+int reactor_resume(struct reactor *r, uint32_t owner, int id);
+/* Stop reading (flow control) until the next reactor_resume. */
+int reactor_pause(struct reactor *r, uint32_t owner, int id);
+/* Queue bytes for sending; the reactor owns (and frees) data from now on, even on error.
+ * Low priority data goes out only when the normal queue is empty and never splits a packet.
+ * Returns 0, or -1 if the id is not an open socket (data is freed). */
+int reactor_send(struct reactor *r, int id, void *data, size_t size);
+int reactor_send_low(struct reactor *r, int id, void *data, size_t size);
+/* Flush pending output, then close; REACTOR_CLOSE follows. */
+int reactor_close(struct reactor *r, uint32_t owner, int id);
+/* Close at once, dropping unsent output; REACTOR_CLOSE follows. */
+int reactor_shutdown(struct reactor *r, uint32_t owner, int id);
+int reactor_nodelay(struct reactor *r, int id);
+/* Close every socket owned by a retired service (no events are delivered for them). */
+void reactor_close_owner(struct reactor *r, uint32_t owner);
+
+struct reactor_stats {
+    int sockets;          /* open sockets */
+    uint64_t bytes_in;    /* bytes read, all sockets */
+    uint64_t bytes_out;   /* bytes written */
+    uint64_t writes;      /* write syscalls */
+    uint64_t reads;       /* read syscalls that returned data */
+};
+void reactor_get_stats(struct reactor *r, struct reactor_stats *out);
+
+#endif
