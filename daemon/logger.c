@@ -1,0 +1,23 @@
+/* logger: see logger.h. Runs on whichever worker dispatches it; log_text does the locking. */
+#include "logger.h"
+
+#include "log.h"
+#include "service.h"
+
+static int logger_cb(struct service *s, void *ud, int type, int session, uint32_t source,
+                     void *msg, size_t size)
+{
+    (void)s, (void)ud, (void)session;
+    if (type == PTYPE_TEXT)
+        log_text(source, LOG_INFO, msg ? msg : "", msg ? size : 0);
+    return 0;
+}
+
+static int logger_init(void *inst, struct service *s, const char *args)
+{
+    (void)inst, (void)args;
+    service_callback(s, logger_cb, NULL);
+    return 0;
+}
+
+const struct service_module logger_module = {"logger", NULL, logger_init, NULL, NULL};

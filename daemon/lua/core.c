@@ -1,0 +1,615 @@
+/* core: the "skynet.core" module, what a Lua service sees of the C runtime: sending, the
+ * dispatcher hook, timers, names, launch/kill, env, log, and Skynet's text `command` entry
+ * points for services that use them directly. Runs on the calling service's worker thread;
+ * everything it touches below is thread-safe. Message data handed to send/redirect (a string is
+ * copied; a lightuserdata is taken over) belongs to the runtime from then on. */
+#include "clock.h"
+#include "env.h"
+#include "handle.h"
+#include "host.h"
+#include "log.h"
+#include "service.h"
+#include "seri.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void host_set_dispatcher(lua_State *L, int index, int forward);
+
+static uint32_t self_handle(lua_State *L) { return service_handle(host_service(L)); }
+
+/* Destination at idx: a handle number or ":hex"/".name"/"name". Returns 0 when it names no
+ * service; raises for values that are not addresses at all. */
+static uint32_t get_dest(lua_State *L, int idx)
+{
+    int t = lua_type(L, idx);
+    if (t == LUA_TNUMBER) {
+        lua_Number n = lua_tonumber(L, idx);
+        uint32_t h = (uint32_t)n;
+        if (h == 0 || (lua_Number)h != n)
+            luaL_error(L, "Invalid service address %s", lua_tostring(L, idx));
+        return h;
+    }
+    if (t == LUA_TSTRING)
+        return service_resolve(lua_tostring(L, idx));
+    return luaL_error(L, "dest address type (%s) must be a string or number.",
+                      lua_typename(L, t));
+}
+
+/* Message at idx (string, lightuserdata + size at idx+1, or nil). The returned buffer is
+ * malloc'd (or taken over); *size set. Returns -1 if too large (lightuserdata freed). */
+static int get_message(lua_State *L, int idx, void **data, size_t *size)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        if (len >= SERVICE_MAX_MESSAGE)
+            return -1;
+        *data = len ? malloc(len) : NULL;
+        if (len)
+            memcpy(*data, s, len);
+        *size = len;
+        return 0;
+    }
+    case LUA_TLIGHTUSERDATA: {
+        *data = lua_touserdata(L, idx);
+        lua_Number n = luaL_checknumber(L, idx + 1);
+        if (n < 0 || n >= SERVICE_MAX_MESSAGE) {
+            free(*data);
+            return -1;
+        }
+        *size = (size_t)n;
+        return 0;
+    }
+    case LUA_TNONE:
+    case LUA_TNIL:
+        *data = NULL;
+        *size = 0;
+        return 0;
+    default:
+        return luaL_error(L, "invalid message type %s", luaL_typename(L, idx));
+    }
+}
+
+static int send_message(lua_State *L, uint32_t source, int idx_type)
+{
+    uint32_t dest = get_dest(L, 1);
+    int type = (int)luaL_checkinteger(L, idx_type);
+    struct service *s = host_service(L);
+    int session;
+    if (lua_isnil(L, idx_type + 1))
+        session = service_newsession(s);
+    else
+        session = (int)luaL_checkinteger(L, idx_type + 1);
+    void *data;
+    size_t size;
+    if (get_message(L, idx_type + 2, &data, &size) < 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (dest == 0) {
+        free(data);
+        return 0;
+    }
+    if (service_send(source, dest, type, session, data, size) != 0)
+        return 0;
+    lua_pushinteger(L, session);
+    return 1;
+}
+
+/* send(addr, type, session|nil, msg[, sz]) -> session | nil (no such service) | false (too
+ * large) */
+static int l_send(lua_State *L) { return send_message(L, self_handle(L), 2); }
+
+/* redirect(addr, source, type, session|nil, msg[, sz]) */
+static int l_redirect(lua_State *L)
+{
+    uint32_t source = (uint32_t)luaL_checknumber(L, 2);
+    return send_message(L, source, 3);
+}
+
+static int l_genid(lua_State *L)
+{
+    lua_pushinteger(L, service_newsession(host_service(L)));
+    return 1;
+}
+
+static int l_callback(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    host_set_dispatcher(L, 1, lua_toboolean(L, 2));
+    return 0;
+}
+
+static int l_self(lua_State *L)
+{
+    lua_pushnumber(L, self_handle(L));
+    return 1;
+}
+
+/* timeout(ticks, session) -> timer id (0 when queued at once); raises if ticks is fractional */
+static int l_timeout(lua_State *L)
+{
+    lua_Number ti = luaL_checknumber(L, 1);
+    if (ti != (lua_Number)(long long)ti)
+        return luaL_error(L, "number has no integer representation");
+    int session = (int)luaL_checkinteger(L, 2);
+    int ticks = ti > 0x7fffffff ? 0x7fffffff : (int)ti;
+    int64_t id = clock_timeout(self_handle(L), ticks, session);
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
+static int l_canceltimer(lua_State *L)
+{
+    lua_pushboolean(L, clock_cancel((int64_t)luaL_checknumber(L, 1)) == 0);
+    return 1;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)clock_now());
+    return 1;
+}
+
+static int l_hpc(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)clock_hpc());
+    return 1;
+}
+
+static int l_starttime(lua_State *L)
+{
+    lua_pushnumber(L, clock_starttime());
+    return 1;
+}
+
+/* launch(module, args) -> handle | nil */
+static int l_launch(lua_State *L)
+{
+    const char *mod = luaL_checkstring(L, 1);
+    const char *args = luaL_optstring(L, 2, "");
+    uint32_t h = service_launch(mod, args);
+    if (!h)
+        return 0;
+    lua_pushnumber(L, h);
+    return 1;
+}
+
+/* kill(addr) -> true if a service was retired */
+static int l_kill(lua_State *L)
+{
+    uint32_t h = get_dest(L, 1);
+    lua_pushboolean(L, h && service_kill(h) == 0);
+    return 1;
+}
+
+/* name(".name", handle) -> true, or false if the name is taken / invalid */
+static int l_name(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    uint32_t h = (uint32_t)luaL_checknumber(L, 2);
+    if (name[0] == '.')
+        name++;
+    lua_pushboolean(L, handle_name(h, name) == 0);
+    return 1;
+}
+
+/* query(".name" | ":hex") -> handle | nil */
+static int l_query(lua_State *L)
+{
+    uint32_t h = service_resolve(luaL_checkstring(L, 1));
+    if (!h)
+        return 0;
+    lua_pushnumber(L, h);
+    return 1;
+}
+
+static int l_exit(lua_State *L)
+{
+    service_kill(self_handle(L));
+    return 0;
+}
+
+static int l_abort(lua_State *L)
+{
+    (void)L;
+    service_abort();
+    return 0;
+}
+
+static int l_getenv(lua_State *L)
+{
+    const char *v = env_get(luaL_checkstring(L, 1));
+    if (!v)
+        return 0;
+    lua_pushstring(L, v);
+    return 1;
+}
+
+static int l_setenv(lua_State *L)
+{
+    lua_pushboolean(L, env_set(luaL_checkstring(L, 1), luaL_checkstring(L, 2)) == 0);
+    return 1;
+}
+
+/* error(text): one log line from this service */
+static int l_error(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    log_text(self_handle(L), LOG_INFO, text, len);
+    return 0;
+}
+
+/* log(level, text) with level "debug"/"info"/"warn"/"error" */
+static int l_log(lua_State *L)
+{
+    int level = log_level_parse(luaL_checkstring(L, 1));
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    log_text(self_handle(L), level < 0 ? LOG_INFO : (enum log_level)level, text, len);
+    return 0;
+}
+
+static int l_loglevel(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1)) {
+        int level = log_level_parse(luaL_checkstring(L, 1));
+        if (level < 0)
+            return luaL_error(L, "unknown log level %s", lua_tostring(L, 1));
+        log_set_level((enum log_level)level);
+    }
+    lua_pushstring(L, log_level_name(log_get_level()));
+    return 1;
+}
+
+static int l_tostring(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1))
+        return 0;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    const char *p = lua_touserdata(L, 1);
+    size_t sz = (size_t)luaL_checkinteger(L, 2);
+    lua_pushlstring(L, p, sz);
+    return 1;
+}
+
+static int l_trash(lua_State *L)
+{
+    int t = lua_type(L, 1);
+    if (t == LUA_TLIGHTUSERDATA)
+        free(lua_touserdata(L, 1));
+    else if (t != LUA_TSTRING && t != LUA_TNIL && t != LUA_TNONE)
+        return luaL_error(L, "skynet.trash invalid param %s", lua_typename(L, t));
+    return 0;
+}
+
+static int l_mqlen(lua_State *L)
+{
+    struct service_stat st;
+    service_stat(self_handle(L), &st);
+    lua_pushinteger(L, (lua_Integer)st.mqlen);
+    return 1;
+}
+
+/* stat(what [, handle]): "mqlen", "message", "cpu", "time", "endless" */
+static int l_stat(lua_State *L)
+{
+    const char *what = luaL_checkstring(L, 1);
+    uint32_t h = lua_isnoneornil(L, 2) ? self_handle(L) : (uint32_t)luaL_checknumber(L, 2);
+    struct service_stat st = {0};
+    if (service_stat(h, &st) != 0)
+        return 0;
+    if (strcmp(what, "mqlen") == 0)
+        lua_pushinteger(L, (lua_Integer)st.mqlen);
+    else if (strcmp(what, "message") == 0)
+        lua_pushnumber(L, (lua_Number)st.messages);
+    else if (strcmp(what, "cpu") == 0)
+        lua_pushnumber(L, (lua_Number)st.cpu_ns / 1e9);
+    else if (strcmp(what, "endless") == 0)
+        lua_pushinteger(L, h == self_handle(L) ? service_endless(host_service(L)) : st.endless);
+    else
+        lua_pushinteger(L, 0);
+    return 1;
+}
+
+static int l_memory(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)host_memory(L));
+    return 1;
+}
+
+static int l_memlimit(lua_State *L)
+{
+    host_memlimit(L, (size_t)luaL_checknumber(L, 1));
+    return 0;
+}
+
+static int l_signal(lua_State *L)
+{
+    uint32_t h = get_dest(L, 1);
+    lua_pushboolean(L, h && service_signal(h, (int)luaL_optinteger(L, 2, 0)) == 0);
+    return 1;
+}
+
+/* list() -> array of live handles */
+static int l_list(lua_State *L)
+{
+    size_t n = handle_count() + 64;
+    uint32_t *buf = malloc(n * sizeof *buf);
+    if (!buf)
+        return luaL_error(L, "out of memory");
+    size_t k = handle_list(buf, n);
+    if (k > n)
+        k = n;
+    lua_createtable(L, (int)k, 0);
+    for (size_t i = 0; i < k; i++) {
+        lua_pushnumber(L, buf[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    free(buf);
+    return 1;
+}
+
+/* localname(handle) -> first local name (with '.') or nil */
+static int l_localname(lua_State *L)
+{
+    char buf[HANDLE_NAME_MAX + 1];
+    buf[0] = '.';
+    if (handle_namefor((uint32_t)luaL_checknumber(L, 1), buf + 1, sizeof buf - 1) != 0)
+        return 0;
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+static int l_monitor(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        service_set_monitor((uint32_t)luaL_checknumber(L, 1));
+    uint32_t m = service_get_monitor();
+    if (!m)
+        return 0;
+    lua_pushnumber(L, m);
+    return 1;
+}
+
+/* loadfile(path) -> chunk | nil, err  (through the node's bytecode cache) */
+static int l_loadfile(lua_State *L)
+{
+    if (host_loadfile(L, luaL_checkstring(L, 1)) != 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    return 1;
+}
+
+static int l_count(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)service_count());
+    return 1;
+}
+
+/* ---- Skynet's text command interface -------------------------------------------------- */
+
+static void push_handle_text(lua_State *L, uint32_t h, int upper)
+{
+    char buf[16];
+    snprintf(buf, sizeof buf, upper ? ":%08X" : ":%x", h);
+    lua_pushstring(L, buf);
+}
+
+static int command(lua_State *L, const char *cmd, const char *arg)
+{
+    if (strcmp(cmd, "TIMEOUT") == 0) {
+        int session = service_newsession(host_service(L));
+        clock_timeout(self_handle(L), arg ? atoi(arg) : 0, session);
+        lua_pushinteger(L, session);
+        return 1;
+    }
+    if (strcmp(cmd, "REG") == 0) {
+        if (!arg || !*arg) {
+            push_handle_text(L, self_handle(L), 0);
+            return 1;
+        }
+        if (arg[0] == '.' && handle_name(self_handle(L), arg + 1) == 0) {
+            lua_pushstring(L, arg);
+            return 1;
+        }
+        log_write(self_handle(L), LOG_ERROR, "Can't register global name %s in C", arg);
+        return 0;
+    }
+    if (strcmp(cmd, "QUERY") == 0) {
+        uint32_t h = arg ? service_resolve(arg) : 0;
+        if (!h)
+            return 0;
+        push_handle_text(L, h, 0);
+        return 1;
+    }
+    if (strcmp(cmd, "NAME") == 0) {
+        char name[HANDLE_NAME_MAX + 2], addr[32];
+        if (!arg || sscanf(arg, "%65s %31s", name, addr) != 2 || name[0] != '.')
+            return 0;
+        uint32_t h = service_resolve(addr);
+        if (h && handle_name(h, name + 1) == 0) {
+            lua_pushstring(L, name);
+            return 1;
+        }
+        return 0;
+    }
+    if (strcmp(cmd, "EXIT") == 0) {
+        service_kill(self_handle(L));
+        return 0;
+    }
+    if (strcmp(cmd, "KILL") == 0) {
+        uint32_t h = arg ? service_resolve(arg) : 0;
+        if (h)
+            service_kill(h);
+        return 0;
+    }
+    if (strcmp(cmd, "LAUNCH") == 0) {
+        if (!arg)
+            return 0;
+        size_t mlen = strcspn(arg, " ");
+        char mod[64];
+        snprintf(mod, sizeof mod, "%.*s", (int)(mlen < 63 ? mlen : 63), arg);
+        const char *args = arg[mlen] ? arg + mlen + 1 : "";
+        uint32_t h = service_launch(mod, args);
+        if (!h)
+            return 0;
+        push_handle_text(L, h, 1);
+        return 1;
+    }
+    if (strcmp(cmd, "GETENV") == 0) {
+        const char *v = arg ? env_get(arg) : NULL;
+        if (!v)
+            return 0;
+        lua_pushstring(L, v);
+        return 1;
+    }
+    if (strcmp(cmd, "SETENV") == 0) {
+        char key[256];
+        size_t klen = arg ? strcspn(arg, " ") : 0;
+        if (!arg || klen == 0 || klen >= sizeof key || !arg[klen])
+            return 0;
+        memcpy(key, arg, klen);
+        key[klen] = '\0';
+        env_set(key, arg + klen + 1);
+        return 0;
+    }
+    if (strcmp(cmd, "STARTTIME") == 0) {
+        lua_pushfstring(L, "%d", (int)clock_starttime());
+        return 1;
+    }
+    if (strcmp(cmd, "ABORT") == 0) {
+        service_abort();
+        return 0;
+    }
+    if (strcmp(cmd, "MONITOR") == 0) {
+        if (arg && *arg)
+            service_set_monitor(service_resolve(arg));
+        uint32_t m = service_get_monitor();
+        if (!m)
+            return 0;
+        push_handle_text(L, m, 0);
+        return 1;
+    }
+    if (strcmp(cmd, "STAT") == 0) {
+        struct service_stat st = {0};
+        service_stat(self_handle(L), &st);
+        if (arg && strcmp(arg, "mqlen") == 0)
+            lua_pushfstring(L, "%d", (int)st.mqlen);
+        else if (arg && strcmp(arg, "message") == 0)
+            lua_pushfstring(L, "%f", (double)st.messages);
+        else if (arg && strcmp(arg, "cpu") == 0)
+            lua_pushfstring(L, "%f", (double)st.cpu_ns / 1e9);
+        else if (arg && strcmp(arg, "endless") == 0)
+            lua_pushstring(L, service_endless(host_service(L)) ? "1" : "0");
+        else
+            lua_pushstring(L, "0");
+        return 1;
+    }
+    if (strcmp(cmd, "SIGNAL") == 0) {
+        char addr[32];
+        int sig = 0;
+        if (arg && sscanf(arg, "%31s %d", addr, &sig) >= 1)
+            service_signal(service_resolve(addr), sig);
+        return 0;
+    }
+    return luaL_error(L, "unknown command %s", cmd);
+}
+
+static int l_command(lua_State *L)
+{
+    return command(L, luaL_checkstring(L, 1), luaL_optstring(L, 2, NULL));
+}
+
+static int l_intcommand(lua_State *L)
+{
+    char buf[32];
+    const char *arg = NULL;
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        snprintf(buf, sizeof buf, "%lld", (long long)lua_tonumber(L, 2));
+        arg = buf;
+    } else {
+        arg = luaL_optstring(L, 2, NULL);
+    }
+    int n = command(L, luaL_checkstring(L, 1), arg);
+    if (n == 0)
+        return 0;
+    lua_Number v = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+        v = strtod(lua_tostring(L, -1), NULL);
+    else
+        v = lua_tonumber(L, -1);
+    lua_pushnumber(L, v);
+    return 1;
+}
+
+static int l_addresscommand(lua_State *L)
+{
+    int n = command(L, luaL_checkstring(L, 1), luaL_optstring(L, 2, NULL));
+    if (n == 0 || lua_type(L, -1) != LUA_TSTRING)
+        return 0;
+    const char *s = lua_tostring(L, -1);
+    if (s[0] != ':')
+        return 0;
+    lua_pushnumber(L, (lua_Number)strtoul(s + 1, NULL, 16));
+    return 1;
+}
+
+int luaopen_skynet_core(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"send", l_send},
+        {"redirect", l_redirect},
+        {"genid", l_genid},
+        {"callback", l_callback},
+        {"self", l_self},
+        {"timeout", l_timeout},
+        {"canceltimer", l_canceltimer},
+        {"now", l_now},
+        {"hpc", l_hpc},
+        {"starttime", l_starttime},
+        {"launch", l_launch},
+        {"kill", l_kill},
+        {"name", l_name},
+        {"query", l_query},
+        {"exit", l_exit},
+        {"abort", l_abort},
+        {"getenv", l_getenv},
+        {"setenv", l_setenv},
+        {"error", l_error},
+        {"log", l_log},
+        {"loglevel", l_loglevel},
+        {"tostring", l_tostring},
+        {"trash", l_trash},
+        {"pack", seri_pack},
+        {"packstring", seri_packstring},
+        {"unpack", seri_unpack},
+        {"mqlen", l_mqlen},
+        {"stat", l_stat},
+        {"memory", l_memory},
+        {"memlimit", l_memlimit},
+        {"signal", l_signal},
+        {"list", l_list},
+        {"localname", l_localname},
+        {"monitor", l_monitor},
+        {"count", l_count},
+        {"loadfile", l_loadfile},
+        {"command", l_command},
+        {"intcommand", l_intcommand},
+        {"addresscommand", l_addresscommand},
+        {NULL, NULL},
+    };
+    lua_newtable(L);
+    luaL_register(L, NULL, funcs);
+    return 1;
+}

@@ -1,0 +1,471 @@
+/* host: the "snlua" module (see host.h). A service's lua_State is created on launch and
+ * initialised by its first message (on a worker, so `newservice` never blocks the launcher);
+ * every later message goes through the Lua dispatcher registered with skynet.core.callback.
+ * The chunk cache is process-wide (rwlock): each Lua file is parsed once and later services load
+ * its bytecode, which is what makes spawning cheap. */
+#include "host.h"
+
+#include "log.h"
+#include "service.h"
+#include "seri.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MEMORY_WARNING (32u << 20)
+
+struct host {
+    lua_State *L;
+    struct service *s;
+    size_t mem, mem_limit, mem_report;
+    int cb_ref;       /* registry ref of the Lua dispatcher */
+    int forward;      /* dispatcher keeps messages (skynet.forward_type) */
+    atomic_int trap;  /* signal 0 asked to break the running code */
+};
+
+static struct host_paths paths;
+
+/* ---- chunk cache ---------------------------------------------------------------------- */
+
+struct chunk {
+    char *path;
+    struct timespec mtime;
+    off_t size;
+    char *bc;
+    size_t bclen;
+    struct chunk *next;
+};
+
+static struct {
+    pthread_rwlock_t lock;
+    struct chunk *buckets[256];
+} cache = {PTHREAD_RWLOCK_INITIALIZER, {0}};
+
+static unsigned path_hash(const char *s)
+{
+    unsigned h = 5381;
+    while (*s)
+        h = h * 33 + (unsigned char)*s++;
+    return h & 255;
+}
+
+struct dump_buf {
+    char *data;
+    size_t len, cap;
+};
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
+{
+    (void)L;
+    struct dump_buf *b = ud;
+    if (b->len + sz > b->cap) {
+        size_t cap = (b->len + sz) * 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            return 1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, sz);
+    b->len += sz;
+    return 0;
+}
+
+int host_loadfile(lua_State *L, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        lua_pushfstring(L, "cannot open %s", path);
+        return LUA_ERRFILE;
+    }
+    unsigned b = path_hash(path);
+    pthread_rwlock_rdlock(&cache.lock);
+    for (struct chunk *c = cache.buckets[b]; c; c = c->next) {
+        if (strcmp(c->path, path) == 0 && c->mtime.tv_sec == st.st_mtim.tv_sec &&
+            c->mtime.tv_nsec == st.st_mtim.tv_nsec && c->size == st.st_size) {
+            int rc = luaL_loadbuffer(L, c->bc, c->bclen, path);
+            pthread_rwlock_unlock(&cache.lock);
+            return rc;
+        }
+    }
+    pthread_rwlock_unlock(&cache.lock);
+
+    char chunkname[4096];
+    snprintf(chunkname, sizeof chunkname, "@%s", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        lua_pushfstring(L, "cannot open %s", path);
+        return LUA_ERRFILE;
+    }
+    char *src = malloc((size_t)st.st_size + 1);
+    size_t n = src ? fread(src, 1, (size_t)st.st_size, f) : 0;
+    fclose(f);
+    if (!src) {
+        lua_pushstring(L, "out of memory");
+        return LUA_ERRMEM;
+    }
+    /* A leading "#!" line is allowed, as luaL_loadfile allows it. */
+    const char *text = src;
+    if (n > 0 && src[0] == '#') {
+        src[0] = '-';
+        if (n > 1)
+            src[1] = '-';
+    }
+    int rc = luaL_loadbuffer(L, text, n, chunkname);
+    free(src);
+    if (rc != 0)
+        return rc;
+    struct dump_buf d = {0};
+    if (lua_dump(L, dump_writer, &d) != 0 || !d.data) {
+        free(d.data);
+        return 0; /* uncached, but loaded */
+    }
+    struct chunk *c = calloc(1, sizeof *c);
+    if (!c) {
+        free(d.data);
+        return 0;
+    }
+    c->path = strdup(path);
+    c->mtime = st.st_mtim;
+    c->size = st.st_size;
+    c->bc = d.data;
+    c->bclen = d.len;
+    pthread_rwlock_wrlock(&cache.lock);
+    struct chunk **pp = &cache.buckets[b];
+    while (*pp && strcmp((*pp)->path, path) != 0)
+        pp = &(*pp)->next;
+    if (*pp) { /* replace a stale entry */
+        struct chunk *old = *pp;
+        c->next = old->next;
+        *pp = c;
+        free(old->path);
+        free(old->bc);
+        free(old);
+    } else {
+        c->next = cache.buckets[b];
+        cache.buckets[b] = c;
+    }
+    pthread_rwlock_unlock(&cache.lock);
+    return 0;
+}
+
+void host_shutdown(void)
+{
+    pthread_rwlock_wrlock(&cache.lock);
+    for (int i = 0; i < 256; i++) {
+        struct chunk *c = cache.buckets[i];
+        while (c) {
+            struct chunk *next = c->next;
+            free(c->path);
+            free(c->bc);
+            free(c);
+            c = next;
+        }
+        cache.buckets[i] = NULL;
+    }
+    pthread_rwlock_unlock(&cache.lock);
+}
+
+/* package.loaders[2] replacement: search package.path, load through the cache. */
+static int searcher_lua(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    const char *path = lua_tostring(L, -1);
+    if (!path)
+        return luaL_error(L, "package.path must be a string");
+    char modpath[1024];
+    snprintf(modpath, sizeof modpath, "%s", name);
+    for (char *p = modpath; *p; p++)
+        if (*p == '.')
+            *p = '/';
+    luaL_Buffer tried;
+    luaL_buffinit(L, &tried);
+    const char *p = path;
+    char file[4096];
+    while (*p) {
+        size_t len = strcspn(p, ";");
+        size_t k = 0;
+        for (size_t i = 0; i < len && k + 1 < sizeof file; i++) {
+            if (p[i] == '?') {
+                size_t ml = strlen(modpath);
+                if (k + ml + 1 >= sizeof file)
+                    break;
+                memcpy(file + k, modpath, ml);
+                k += ml;
+            } else {
+                file[k++] = p[i];
+            }
+        }
+        file[k] = '\0';
+        p += len;
+        if (*p == ';')
+            p++;
+        if (k == 0)
+            continue;
+        struct stat st;
+        if (stat(file, &st) != 0) {
+            lua_pushfstring(L, "\n\tno file '%s'", file);
+            luaL_addvalue(&tried);
+            continue;
+        }
+        if (host_loadfile(L, file) != 0)
+            return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, file,
+                              lua_tostring(L, -1));
+        lua_pushstring(L, file);
+        return 2;
+    }
+    luaL_pushresult(&tried);
+    return 1;
+}
+
+/* ---- allocator ------------------------------------------------------------------------ */
+
+static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct host *h = ud;
+    size_t mem = h->mem;
+    if (ptr)
+        mem -= osize;
+    if (nsize == 0) {
+        free(ptr);
+        h->mem = mem;
+        return NULL;
+    }
+    if (h->mem_limit && mem + nsize > h->mem_limit && nsize > (ptr ? osize : 0))
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return NULL;
+    h->mem = mem + nsize;
+    if (h->mem > h->mem_report) {
+        h->mem_report *= 2;
+        log_write(h->s ? service_handle(h->s) : 0, LOG_WARN, "Memory warning %.2f M",
+                  (double)h->mem / (1024 * 1024));
+    }
+    return p;
+}
+
+static struct host *host_of(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+struct service *host_service(lua_State *L) { return host_of(L)->s; }
+size_t host_memory(lua_State *L) { return host_of(L)->mem; }
+void host_memlimit(lua_State *L, size_t bytes) { host_of(L)->mem_limit = bytes; }
+
+/* ---- dispatch ------------------------------------------------------------------------- */
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg)
+        luaL_traceback(L, L, msg, 1);
+    else if (!lua_isnoneornil(L, 1)) {
+        if (!luaL_callmeta(L, 1, "__tostring"))
+            lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    } else
+        lua_pushliteral(L, "(no error message)");
+    return 1;
+}
+
+static int dispatch_cb(struct service *s, void *ud, int type, int session, uint32_t source,
+                       void *msg, size_t sz)
+{
+    struct host *h = ud;
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->cb_ref);
+    lua_pushinteger(L, type);
+    lua_pushlightuserdata(L, msg);
+    lua_pushinteger(L, (lua_Integer)sz);
+    lua_pushinteger(L, session);
+    lua_pushnumber(L, source);
+    int rc = lua_pcall(L, 5, 0, top + 1);
+    if (rc != 0) {
+        const char *err = lua_tostring(L, -1);
+        log_write(service_handle(s), LOG_ERROR,
+                  "lua call [%x to :%x : %d msgsz = %zu] error : \x1b[31m%s\x1b[0m", source,
+                  service_handle(s), session, sz, err ? err : "?");
+    }
+    lua_settop(L, top);
+    return h->forward;
+}
+
+/* skynet.core.callback(f [, forward]) lands here. */
+void host_set_dispatcher(lua_State *L, int index, int forward);
+void host_set_dispatcher(lua_State *L, int index, int forward)
+{
+    struct host *h = host_of(L);
+    lua_pushvalue(L, index);
+    if (h->cb_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, h->cb_ref);
+    h->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    h->forward = forward;
+    service_callback(h->s, dispatch_cb, h);
+}
+
+/* ---- launch --------------------------------------------------------------------------- */
+
+static int preload(lua_State *L, const char *name, lua_CFunction f)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, f);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
+    return 0;
+}
+
+static int init_state(struct host *h, const char *args, size_t len)
+{
+    lua_State *L = h->L;
+    lua_gc(L, LUA_GCSTOP, 0);
+    luaL_openlibs(L);
+    preload(L, "skynet.core", luaopen_skynet_core);
+    preload(L, "skynet.seri", luaopen_skynet_seri);
+    /* require() finds Lua modules through the chunk cache. */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaders");
+    lua_pushcfunction(L, searcher_lua);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 2);
+
+    lua_pushstring(L, paths.lib_path ? paths.lib_path : "");
+    lua_setglobal(L, "LUA_PATH");
+    lua_pushstring(L, paths.cpath ? paths.cpath : "");
+    lua_setglobal(L, "LUA_CPATH");
+    lua_pushstring(L, paths.service_path ? paths.service_path : "");
+    lua_setglobal(L, "LUA_SERVICE");
+    if (paths.preload) {
+        lua_pushstring(L, paths.preload);
+        lua_setglobal(L, "LUA_PRELOAD");
+    }
+    lua_pushcfunction(L, traceback);
+    char loader[4096];
+    snprintf(loader, sizeof loader, "%s/lualib/loader.lua", paths.root ? paths.root : ".");
+    int rc = host_loadfile(L, loader);
+    if (rc == 0) {
+        lua_pushlstring(L, args, len);
+        rc = lua_pcall(L, 1, 0, -3);
+    }
+    if (rc != 0) {
+        const char *err = lua_tostring(L, -1);
+        log_write(service_handle(h->s), LOG_ERROR, "lua loader error : %s", err ? err : "?");
+        lua_settop(L, 0);
+        lua_gc(L, LUA_GCRESTART, 0);
+        return -1;
+    }
+    lua_settop(L, 0);
+    lua_gc(L, LUA_GCRESTART, 0);
+    return 0;
+}
+
+static int launch_cb(struct service *s, void *ud, int type, int session, uint32_t source,
+                     void *msg, size_t sz)
+{
+    struct host *h = ud;
+    service_callback(s, NULL, NULL); /* until the Lua code registers its dispatcher */
+    if (init_state(h, msg, sz) != 0) {
+        /* Tell the launcher (it replies to the newservice caller), then retire. */
+        uint32_t launcher = service_resolve(".launcher");
+        char *text = strdup("ERROR");
+        if (launcher && text)
+            service_send(service_handle(s), launcher, PTYPE_TEXT, 0, text, 5);
+        else
+            free(text);
+        service_kill(service_handle(s));
+    }
+    return 0;
+}
+
+static void *host_create(void)
+{
+    struct host *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->mem_report = MEMORY_WARNING;
+    h->cb_ref = LUA_NOREF;
+    h->L = lua_newstate(host_alloc, h);
+    if (!h->L) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+static int host_init(void *inst, struct service *s, const char *args)
+{
+    struct host *h = inst;
+    if (!h)
+        return -1;
+    h->s = s;
+    service_callback(s, launch_cb, h);
+    size_t len = strcspn(args, "\r\n");
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, args, len);
+    copy[len] = '\0';
+    log_write(service_handle(s), LOG_INFO, "LAUNCH snlua %s", copy);
+    return service_send(0, service_handle(s), PTYPE_TEXT, 0, copy, len);
+}
+
+static void host_release(void *inst, struct service *s)
+{
+    struct host *h = inst;
+    if (!h)
+        return;
+    lua_State *L = h->L;
+    /* A service killed from outside still owes answers: let its Lua side send them. */
+    lua_getfield(L, LUA_REGISTRYINDEX, "skyjet.release");
+    if (lua_isfunction(L, -1)) {
+        if (lua_pcall(L, 0, 0, 0) != 0) {
+            log_write(service_handle(s), LOG_ERROR, "release hook failed: %s",
+                      lua_tostring(L, -1));
+        }
+    }
+    lua_settop(L, 0);
+    lua_close(L);
+    free(h);
+}
+
+static void trap_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct host *h = host_of(L);
+    if (atomic_exchange(&h->trap, 0)) {
+        lua_sethook(L, NULL, 0, 0);
+        luaL_error(L, "signal 0");
+    }
+}
+
+static void host_signal(void *inst, int sig)
+{
+    struct host *h = inst;
+    if (!h)
+        return;
+    if (sig == 0) {
+        atomic_store(&h->trap, 1);
+        lua_sethook(h->L, trap_hook, LUA_MASKCOUNT, 1);
+    } else if (sig == 1) {
+        log_write(h->s ? service_handle(h->s) : 0, LOG_INFO, "Current Memory %.3fK",
+                  (double)h->mem / 1024);
+    }
+}
+
+const struct service_module host_module = {"snlua", host_create, host_init, host_release,
+                                           host_signal};
+
+void host_configure(const struct host_paths *p) { paths = *p; }

@@ -1,0 +1,291 @@
+/* main: the skyjet process. Reads the command line and the INI file, wires the floors together
+ * (log, services, clock, workers, monitor, Lua host), optionally daemonizes, launches the
+ * logger and bootstrap services, then owns signals: the main thread waits in sigtimedwait while
+ * every other thread has all signals blocked. It exits when no service is left (abort) or on
+ * SIGTERM/SIGINT. */
+#include "clock.h"
+#include "config.h"
+#include "env.h"
+#include "handle.h"
+#include "host.h"
+#include "log.h"
+#include "logger.h"
+#include "monitor.h"
+#include "mq.h"
+#include "scheduler.h"
+#include "service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: skyjet [options] CONFIG.ini\n"
+    "\n"
+    "Runs a skyjet node: Lua services (Skynet's API) on a worker-thread scheduler.\n"
+    "\n"
+    "options:\n"
+    "  -d           run in the background (needs [node] daemon = PIDFILE)\n"
+    "  -t, --test   check the config file and exit\n"
+    "  -h, --help   this text\n"
+    "  -v, --version\n"
+    "\n"
+    "signals: SIGHUP reloads the cluster file, SIGUSR1 reopens the log file,\n"
+    "         SIGTERM/SIGINT stop the node.\n"
+    "\n"
+    "config keys:\n";
+
+/* The folder holding lualib/ and service/: next to the binary (a build tree) or
+ * <prefix>/share/skyjet (an installed tree). */
+static int find_root(char *out, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0)
+        return -1;
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    const char *candidates[] = {"%s", "%s/..", "%s/../share/skyjet"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char dir[PATH_MAX], probe[PATH_MAX + 32];
+        snprintf(dir, sizeof dir, candidates[i], exe);
+        snprintf(probe, sizeof probe, "%s/lualib/skynet.lua", dir);
+        if (access(probe, R_OK) == 0 && realpath(dir, out))
+            return 0;
+    }
+    (void)n;
+    return -1;
+}
+
+/* Free a socket event's buffer along with the event (set by the socket layer). */
+static void free_message_data(int type, void *data, size_t size)
+{
+    (void)type, (void)data, (void)size;
+}
+
+static int pidfile_check(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long pid = 0;
+    int n = fscanf(f, "%ld", &pid);
+    fclose(f);
+    if (n == 1 && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+        fprintf(stderr, "skyjet: pidfile %s names a running process (pid %ld); not starting\n",
+                path, pid);
+        return -1;
+    }
+    return 0;
+}
+
+static int pidfile_write(const char *path)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%ld\n", (long)getpid());
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return -1;
+    return 0;
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    return 0;
+}
+
+/* Ask every service to go away and wait (bounded) until the queues are drained. */
+static void stop_services(int timeout_ms)
+{
+    service_abort();
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (service_count() == 0 && mq_global_empty())
+            break;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    int want_daemon = 0, check_only = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s%s", usage, config_help());
+            return 0;
+        }
+        if (!strcmp(a, "-v") || !strcmp(a, "--version")) {
+            printf("skyjet %s\n", SKYJET_VERSION);
+            return 0;
+        }
+        if (!strcmp(a, "-d"))
+            want_daemon = 1;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--test"))
+            check_only = 1;
+        else if (a[0] == '-') {
+            fprintf(stderr, "skyjet: unknown option %s (try --help)\n", a);
+            return 2;
+        } else if (!config_path)
+            config_path = a;
+        else {
+            fprintf(stderr, "skyjet: one config file only (got %s and %s)\n", config_path, a);
+            return 2;
+        }
+    }
+    if (!config_path) {
+        fprintf(stderr, "skyjet: no config file given\n%s", usage);
+        return 2;
+    }
+    char root[PATH_MAX];
+    if (find_root(root, sizeof root) != 0) {
+        fprintf(stderr, "skyjet: cannot find lualib/skynet.lua next to the binary or in "
+                        "../share/skyjet\n");
+        return 1;
+    }
+    env_init();
+    struct node_config cfg;
+    char err[512];
+    if (config_load(config_path, root, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "skyjet: %s\n", err);
+        env_exit();
+        return 1;
+    }
+    if (check_only) {
+        printf("skyjet: %s is valid\n", cfg.path);
+        config_free(&cfg);
+        env_exit();
+        return 0;
+    }
+    if (want_daemon && !cfg.pidfile) {
+        fprintf(stderr, "skyjet: -d needs [node] daemon = PIDFILE in %s\n", cfg.path);
+        return 1;
+    }
+    if (cfg.pidfile) {
+        if (pidfile_check(cfg.pidfile) != 0)
+            return 1;
+        if (daemonize() != 0) {
+            fprintf(stderr, "skyjet: cannot daemonize: %s\n", strerror(errno));
+            return 1;
+        }
+        if (pidfile_write(cfg.pidfile) != 0) {
+            fprintf(stderr, "skyjet: cannot write pidfile %s: %s\n", cfg.pidfile, strerror(errno));
+            return 1;
+        }
+    }
+    if (cfg.logfile && log_open(cfg.logfile) != 0) {
+        fprintf(stderr, "skyjet: cannot open log file %s: %s\n", cfg.logfile, strerror(errno));
+        return 1;
+    }
+    log_set_level((enum log_level)cfg.loglevel);
+
+    /* Every thread started from here inherits a full signal mask; only main takes signals. */
+    sigset_t sigs;
+    sigfillset(&sigs);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct service_hooks hooks = {scheduler_wakeup, NULL, free_message_data};
+    service_init(&hooks);
+    service_register_module(&host_module);
+    service_register_module(&logger_module);
+    struct host_paths hp = {root, cfg.service_path, cfg.lib_path, cfg.cpath, cfg.preload};
+    host_configure(&hp);
+    if (clock_start() != 0 || scheduler_start(cfg.threads) != 0 ||
+        monitor_start(cfg.stuck_seconds) != 0) {
+        log_write(0, LOG_ERROR, "cannot start the runtime threads");
+        return 1;
+    }
+    log_write(0, LOG_INFO, "skyjet %s node %s starting: %d threads, config %s", SKYJET_VERSION,
+              cfg.name, cfg.threads, cfg.path);
+    uint32_t logger = service_launch("logger", "");
+    if (logger)
+        handle_name(logger, "logger");
+    int exit_code = 0;
+    if (!service_launch(cfg.bootstrap, strchr(cfg.bootstrap, ' ') ? strchr(cfg.bootstrap, ' ') + 1
+                                                                   : "")) {
+        log_write(0, LOG_ERROR, "Bootstrap error : %s", cfg.bootstrap);
+        exit_code = 1;
+        stop_services(1000);
+    }
+
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGTERM);
+    sigaddset(&wanted, SIGINT);
+    sigaddset(&wanted, SIGHUP);
+    sigaddset(&wanted, SIGUSR1);
+    struct timespec tick = {0, 100 * 1000000};
+    while (service_count() > 0) {
+        int sig = sigtimedwait(&wanted, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_write(0, LOG_INFO, "signal %s: stopping node %s", strsignal(sig), cfg.name);
+            stop_services(cfg.shutdown_timeout_ms);
+            break;
+        } else if (sig == SIGUSR1) {
+            int rc = log_reopen();
+            log_write(0, rc ? LOG_ERROR : LOG_INFO, "SIGUSR1: log file reopened%s%s",
+                      rc ? ": " : "", rc ? strerror(-rc) : "");
+        } else if (sig == SIGHUP) {
+            uint32_t clusterd = service_resolve(".clusterd");
+            if (clusterd) {
+                char *text = strdup("reload");
+                service_send(0, clusterd, PTYPE_TEXT, 0, text, 6);
+                log_write(0, LOG_INFO, "SIGHUP: reloading the cluster file");
+            } else {
+                log_write(0, LOG_INFO, "SIGHUP: no cluster service running; nothing to reload");
+            }
+        }
+    }
+    /* Let the workers drain released queues before they stop. */
+    for (int i = 0; i < 200 && !mq_global_empty(); i++) {
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    log_write(0, LOG_INFO, "node %s stopped", cfg.name);
+    scheduler_stop();
+    monitor_stop();
+    clock_stop();
+    host_shutdown();
+    service_exit();
+    if (cfg.pidfile)
+        unlink(cfg.pidfile);
+    config_free(&cfg);
+    env_exit();
+    log_close();
+    return exit_code;
+}

@@ -1,0 +1,997 @@
+-- skynet: the Lua service API (Skynet's), on skyjet's C core ("skynet.core").
+-- One dispatcher per service receives every message; requests run in pooled coroutines, and a
+-- coroutine that calls/sleeps/waits yields back to the dispatcher with "SUSPEND" until the
+-- matching RESPONSE (or ERROR) arrives by session. Differences from Skynet, all in the
+-- direction of never leaving a caller hanging: a handler that returns without answering, a
+-- request that cannot be decoded and a service killed mid-request all answer ERROR.
+local c = require "skynet.core"
+
+local assert, error, pairs, ipairs, next, select, tostring, type = assert, error, pairs, ipairs,
+	next, select, tostring, type
+local pcall, xpcall, setmetatable, unpack = pcall, xpcall, setmetatable, unpack
+local traceback = debug.traceback
+local format, tinsert, tremove, concat = string.format, table.insert, table.remove, table.concat
+local coroutine_create, coroutine_resume, coroutine_yield, coroutine_running, coroutine_status =
+	coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
+
+local c_send, c_redirect, c_tostring, c_trash = c.send, c.redirect, c.tostring, c.trash
+
+local PTYPE_RESPONSE, PTYPE_ERROR, PTYPE_TRACE = 1, 7, 12
+
+local skynet = {
+	PTYPE_TEXT = 0,
+	PTYPE_RESPONSE = 1,
+	PTYPE_MULTICAST = 2,
+	PTYPE_CLIENT = 3,
+	PTYPE_SYSTEM = 4,
+	PTYPE_HARBOR = 5,
+	PTYPE_SOCKET = 6,
+	PTYPE_ERROR = 7,
+	PTYPE_QUEUE = 8,
+	PTYPE_DEBUG = 9,
+	PTYPE_LUA = 10,
+	PTYPE_SNAX = 11,
+	PTYPE_TRACE = 12,
+}
+
+local self_handle = c.self()
+
+-- protocols ------------------------------------------------------------------------------
+local proto = {}
+skynet.proto = proto
+
+function skynet.register_protocol(class)
+	local name, id = class.name, class.id
+	assert(type(name) == "string" and type(id) == "number" and id >= 0 and id <= 255)
+	assert(proto[name] == nil and proto[id] == nil)
+	proto[name] = class
+	proto[id] = class
+end
+
+-- coroutine and session state ------------------------------------------------------------
+local running_thread -- the coroutine being resumed by the dispatcher (nil in the main chunk)
+local init_thread
+local session_id_coroutine = {} -- session -> waiting coroutine, or "BREAK" (late reply dropped)
+local session_coroutine_id = {} -- coroutine -> request session it must answer (0 = a send)
+local session_coroutine_address = {} -- coroutine -> requester
+local session_coroutine_tracetag = {}
+local unresponse = {} -- response closure -> requester, while the answer is owed
+local watching_session = {} -- session of our pending call -> callee
+local call_error = {} -- session -> error text that failed it
+local sleep_session = {} -- token -> session
+local sleep_timer = {} -- session -> timer id (cancelled on wakeup)
+local wakeup_queue = {}
+local error_queue = {}
+local fork_queue = { h = 1, t = 0 }
+local trace_source = {} -- source -> trace tag sent ahead of its next request
+local exited = false
+local dispatch_start = 0
+
+local session_counter = 0
+local function new_session()
+	local s = session_counter
+	repeat
+		s = s + 1
+		if s > 0x7fffffff then
+			s = 1
+		end
+	until session_id_coroutine[s] == nil
+	session_counter = s
+	return s
+end
+
+local coroutine_pool = setmetatable({}, { __mode = "kv" })
+
+local function forgot_response(co, f)
+	local session = session_coroutine_id[co]
+	if session and session ~= 0 then
+		local address = session_coroutine_address[co]
+		local info = debug.getinfo(f, "S")
+		c.error(format("Maybe forgot response session %s from %s : %s:%d", session,
+			skynet.address(address), info.short_src, info.linedefined))
+		c_send(address, PTYPE_ERROR, session, "the handler returned without answering")
+	end
+end
+
+local function co_create(f)
+	local co = tremove(coroutine_pool)
+	if co == nil then
+		co = coroutine_create(function(...)
+			f(...)
+			while true do
+				local me = coroutine_running()
+				forgot_response(me, f)
+				session_coroutine_id[me] = nil
+				session_coroutine_address[me] = nil
+				session_coroutine_tracetag[me] = nil
+				f = nil
+				coroutine_pool[#coroutine_pool + 1] = me
+				f = coroutine_yield "EXIT"
+				f(coroutine_yield())
+			end
+		end)
+	else
+		-- a pooled coroutine is parked in `f = yield "EXIT"`: hand it the new function
+		local running = running_thread
+		coroutine_resume(co, f)
+		running_thread = running
+	end
+	return co
+end
+
+local function trace_log(tag, event)
+	c.error(format("<TRACE %s> %.0f %s", tag, c.hpc(), event))
+end
+
+local suspend
+
+local function dispatch_wakeup()
+	while true do
+		local token = tremove(wakeup_queue, 1)
+		if token == nil then
+			return
+		end
+		local session = sleep_session[token]
+		if session then
+			local co = session_id_coroutine[session]
+			local timer = sleep_timer[session]
+			sleep_timer[session] = nil
+			if timer and timer ~= 0 and c.canceltimer(timer) then
+				session_id_coroutine[session] = nil
+			else
+				session_id_coroutine[session] = "BREAK"
+			end
+			if type(co) == "thread" then
+				running_thread = co
+				suspend(co, coroutine_resume(co, false, "BREAK", nil, session))
+			end
+		end
+	end
+end
+
+local function dispatch_error_queue()
+	while true do
+		local session = tremove(error_queue, 1)
+		if session == nil then
+			return
+		end
+		local co = session_id_coroutine[session]
+		session_id_coroutine[session] = nil
+		if type(co) == "thread" then
+			running_thread = co
+			suspend(co, coroutine_resume(co, false, call_error[session], nil, session))
+		end
+		call_error[session] = nil
+	end
+end
+
+-- After a coroutine stops: report its error, answer its request if it failed, then run what
+-- its stop made ready (wakeups first, then calls failed by ERROR messages).
+function suspend(co, result, command)
+	if not result then
+		local session = session_coroutine_id[co]
+		if session then
+			local addr = session_coroutine_address[co]
+			if session ~= 0 then
+				c_send(addr, PTYPE_ERROR, session, tostring(command))
+			end
+			session_coroutine_id[co] = nil
+		end
+		session_coroutine_address[co] = nil
+		session_coroutine_tracetag[co] = nil
+		error(traceback(co, tostring(command)), 0)
+	end
+	if command == "SUSPEND" or command == "EXIT" or command == "QUIT" then
+		dispatch_wakeup()
+		dispatch_error_queue()
+	elseif command == "USER" then
+		error("Can't yield in skynet coroutine: use skynet.coroutine\n" .. traceback(co))
+	elseif command ~= nil then
+		error("Unknown command : " .. tostring(command) .. "\n" .. traceback(co))
+	end
+end
+
+-- timers, sleep, wait, wakeup, fork --------------------------------------------------------
+local function suspend_sleep(session, token)
+	local co = running_thread
+	local tag = session_coroutine_tracetag[co]
+	if tag then
+		trace_log(tag, "sleep")
+	end
+	session_id_coroutine[session] = co
+	sleep_session[token] = session
+	return coroutine_yield "SUSPEND"
+end
+
+local function check_ticks(ti)
+	if type(ti) ~= "number" then
+		error("bad argument #1 (number expected, got " .. type(ti) .. ")", 3)
+	end
+	if ti ~= math.floor(ti) then
+		error("number has no integer representation", 3)
+	end
+end
+
+function skynet.sleep(ti, token)
+	check_ticks(ti)
+	token = token or coroutine_running()
+	if sleep_session[token] then
+		error("token duplicative", 2)
+	end
+	local session = new_session()
+	sleep_timer[session] = c.timeout(ti, session)
+	local succ, ret = suspend_sleep(session, token)
+	sleep_session[token] = nil
+	sleep_timer[session] = nil
+	if succ then
+		return
+	end
+	if ret == "BREAK" then
+		return "BREAK"
+	end
+	error(ret)
+end
+
+function skynet.yield()
+	return skynet.sleep(0)
+end
+
+function skynet.wait(token)
+	local session = new_session()
+	token = token or coroutine_running()
+	if sleep_session[token] then
+		error("token duplicative", 2)
+	end
+	suspend_sleep(session, token)
+	sleep_session[token] = nil
+	session_id_coroutine[session] = nil
+end
+
+function skynet.wakeup(token)
+	if sleep_session[token] then
+		tinsert(wakeup_queue, token)
+		return true
+	end
+end
+
+function skynet.timeout(ti, func)
+	check_ticks(ti)
+	local session = new_session()
+	c.timeout(ti, session)
+	local co = co_create(function()
+		func()
+	end)
+	session_id_coroutine[session] = co
+	return co
+end
+
+function skynet.fork(func, ...)
+	local n = select("#", ...)
+	local co
+	if n == 0 then
+		co = co_create(func)
+	else
+		local args = { ... }
+		co = co_create(function()
+			func(unpack(args, 1, n))
+		end)
+	end
+	local t = fork_queue.t + 1
+	fork_queue.t = t
+	fork_queue[t] = co
+	return co
+end
+
+-- calls and sends -------------------------------------------------------------------------
+local function yield_call(service, session)
+	watching_session[session] = service
+	session_id_coroutine[session] = running_thread
+	local succ, msg, sz = coroutine_yield "SUSPEND"
+	watching_session[session] = nil
+	if not succ then
+		if msg and msg ~= "" then
+			error("call failed: " .. msg)
+		end
+		error("call failed")
+	end
+	return msg, sz
+end
+
+local function send_trace(addr)
+	local tag = session_coroutine_tracetag[running_thread]
+	if tag then
+		trace_log(tag, "call")
+		c_send(addr, PTYPE_TRACE, 0, tag)
+	end
+end
+
+function skynet.call(addr, typename, ...)
+	local p = proto[typename]
+	if session_coroutine_tracetag[running_thread] then
+		send_trace(addr)
+	end
+	local session = new_session()
+	local r = c_send(addr, p.id, session, p.pack(...))
+	if r == nil then
+		error("call to invalid address " .. skynet.address(addr))
+	elseif r == false then
+		error("call failed: message too large")
+	end
+	return p.unpack(yield_call(addr, session))
+end
+
+function skynet.rawcall(addr, typename, msg, sz)
+	local p = proto[typename]
+	if session_coroutine_tracetag[running_thread] then
+		send_trace(addr)
+	end
+	local session = new_session()
+	local r = c_send(addr, p.id, session, msg, sz)
+	if r == nil then
+		error "call to invalid address"
+	elseif r == false then
+		error "call failed: message too large"
+	end
+	return yield_call(addr, session)
+end
+
+function skynet.tracecall(tag, addr, typename, msg, sz)
+	c_send(addr, PTYPE_TRACE, 0, tag)
+	local p = proto[typename]
+	local session = new_session()
+	local r = c_send(addr, p.id, session, msg, sz)
+	if r == nil then
+		error "call to invalid address"
+	end
+	return yield_call(addr, session)
+end
+
+function skynet.send(addr, typename, ...)
+	local p = proto[typename]
+	return c_send(addr, p.id, 0, p.pack(...))
+end
+
+function skynet.rawsend(addr, typename, msg, sz)
+	local p = proto[typename]
+	return c_send(addr, p.id, 0, msg, sz)
+end
+
+function skynet.redirect(dest, source, typename, session, msg, sz)
+	local p = proto[typename]
+	return c_redirect(dest, source, p.id, session or new_session(), msg, sz)
+end
+
+function skynet.genid()
+	return new_session()
+end
+
+-- answering ---------------------------------------------------------------------------------
+function skynet.ret(msg, sz)
+	msg = msg or ""
+	local co = running_thread
+	local session = session_coroutine_id[co]
+	if session == nil then
+		error "No session"
+	end
+	session_coroutine_id[co] = nil
+	if session == 0 then
+		if sz ~= nil then
+			c_trash(msg, sz)
+		end
+		return false
+	end
+	local address = session_coroutine_address[co]
+	local tag = session_coroutine_tracetag[co]
+	if tag then
+		trace_log(tag, "response")
+	end
+	local r = c_send(address, PTYPE_RESPONSE, session, msg, sz)
+	if r then
+		return true
+	elseif r == false then
+		c_send(address, PTYPE_ERROR, session, "reply too large")
+	end
+	return false
+end
+
+function skynet.retpack(...)
+	return skynet.ret(skynet.pack(...))
+end
+
+function skynet.context()
+	local co = running_thread
+	return session_coroutine_id[co], session_coroutine_address[co]
+end
+
+function skynet.ignoreret()
+	session_coroutine_id[running_thread] = nil
+end
+
+function skynet.response(pack)
+	pack = pack or skynet.pack
+	local co = running_thread
+	local session = session_coroutine_id[co]
+	if session == nil then
+		error "no session"
+	end
+	session_coroutine_id[co] = nil
+	local address = session_coroutine_address[co]
+	if session == 0 then
+		return function() end
+	end
+	local function response(ok, ...)
+		if ok == "TEST" then
+			return unresponse[response] ~= nil
+		end
+		if not pack then
+			error "Can't response more than once"
+		end
+		local sent = false
+		if unresponse[response] then
+			local r
+			if ok then
+				r = c_send(address, PTYPE_RESPONSE, session, pack(...))
+				if r == false then
+					c_send(address, PTYPE_ERROR, session, "reply too large")
+				end
+			else
+				r = c_send(address, PTYPE_ERROR, session, "")
+			end
+			unresponse[response] = nil
+			sent = r and true or false
+		end
+		pack = nil
+		return sent
+	end
+	unresponse[response] = address
+	return response
+end
+
+-- dispatch -----------------------------------------------------------------------------------
+local function unknown_request(session, address, msg, sz, prototype)
+	c.error(format("Unknown request (%s): %s", prototype, c_tostring(msg, sz) or ""))
+	error(format("Unknown session : %d from %x", session, address))
+end
+
+local function unknown_response(session, address, msg, sz)
+	c.error(format("Response message : %s", c_tostring(msg, sz) or ""))
+	error(format("Unknown session : %d from %x", session, address))
+end
+
+function skynet.dispatch_unknown_request(f)
+	local prev = unknown_request
+	unknown_request = f
+	return prev
+end
+
+function skynet.dispatch_unknown_response(f)
+	local prev = unknown_response
+	unknown_response = f
+	return prev
+end
+
+-- A callee went away (ERROR with session 0): fail our calls pending on it and drop the answers
+-- we owed it.
+local function callee_gone(address)
+	for resp, addr in pairs(unresponse) do
+		if addr == address then
+			unresponse[resp] = nil
+		end
+	end
+	for session, srv in pairs(watching_session) do
+		if srv == address then
+			call_error[session] = "service " .. skynet.address(address) .. " is gone"
+			tinsert(error_queue, session)
+		end
+	end
+end
+
+local function start_request(p, session, source, ok, ...)
+	if not ok then
+		if session ~= 0 then
+			c_send(source, PTYPE_ERROR, session, "cannot decode the request: " .. tostring((...)))
+		end
+		error(tostring((...)), 0)
+	end
+	local co = co_create(p.dispatch)
+	session_coroutine_id[co] = session
+	session_coroutine_address[co] = source
+	local traceflag = p.trace
+	if traceflag == false then
+		trace_source[source] = nil
+	else
+		local tag = trace_source[source]
+		if tag then
+			trace_source[source] = nil
+			trace_log(tag, "request")
+			session_coroutine_tracetag[co] = tag
+		elseif traceflag then
+			running_thread = co
+			skynet.trace()
+		end
+	end
+	running_thread = co
+	return suspend(co, coroutine_resume(co, session, source, ...))
+end
+
+local function raw_dispatch_message(prototype, msg, sz, session, source)
+	if prototype == PTYPE_RESPONSE then
+		local co = session_id_coroutine[session]
+		if co == "BREAK" then
+			session_id_coroutine[session] = nil
+		elseif co == nil then
+			unknown_response(session, source, msg, sz)
+		else
+			local tag = session_coroutine_tracetag[co]
+			if tag then
+				trace_log(tag, "resume")
+			end
+			session_id_coroutine[session] = nil
+			running_thread = co
+			suspend(co, coroutine_resume(co, true, msg, sz, session))
+		end
+	elseif prototype == PTYPE_ERROR then
+		if session == 0 then
+			callee_gone(source)
+		elseif watching_session[session] then
+			call_error[session] = sz and sz > 0 and c_tostring(msg, sz) or false
+			tinsert(error_queue, session)
+		elseif session_id_coroutine[session] == "BREAK" then
+			session_id_coroutine[session] = nil
+		end
+		dispatch_error_queue()
+	else
+		local p = proto[prototype]
+		if p == nil then
+			if prototype == PTYPE_TRACE then
+				trace_source[source] = c_tostring(msg, sz)
+			elseif session ~= 0 then
+				c_send(source, PTYPE_ERROR, session, "no protocol " .. prototype .. " in "
+					.. skynet.address(self_handle))
+			else
+				unknown_request(session, source, msg, sz, prototype)
+			end
+			return
+		end
+		if p.dispatch then
+			return start_request(p, session, source, pcall(p.unpack, msg, sz))
+		end
+		trace_source[source] = nil
+		if session ~= 0 then
+			c_send(source, PTYPE_ERROR, session, "no dispatch for protocol " .. p.name)
+		else
+			unknown_request(session, source, msg, sz, p.name)
+		end
+	end
+end
+
+function skynet.dispatch_message(...)
+	dispatch_start = c.hpc()
+	local succ, err = pcall(raw_dispatch_message, ...)
+	while fork_queue.h <= fork_queue.t do
+		local h = fork_queue.h
+		local co = fork_queue[h]
+		fork_queue[h] = nil
+		fork_queue.h = h + 1
+		running_thread = co
+		local ok, ferr = pcall(suspend, co, coroutine_resume(co))
+		if not ok then
+			if succ then
+				succ, err = false, tostring(ferr)
+			else
+				err = tostring(err) .. "\n" .. tostring(ferr)
+			end
+		end
+	end
+	running_thread = nil
+	if not succ then
+		error(tostring(err), 0)
+	end
+end
+
+function skynet.dispatch(typename, func)
+	local p = proto[typename]
+	if func then
+		local prev = p.dispatch
+		p.dispatch = func
+		return prev
+	end
+	return p and p.dispatch
+end
+
+-- coroutines ----------------------------------------------------------------------------------
+function skynet.killthread(co)
+	local session
+	if type(co) == "string" then
+		for s, thr in pairs(session_id_coroutine) do
+			if type(thr) == "thread" and string.find(tostring(thr), co) then
+				session, co = s, thr
+				break
+			end
+		end
+		if session == nil then
+			for i = fork_queue.h, fork_queue.t do
+				local thr = fork_queue[i]
+				if thr and string.find(tostring(thr), co) then
+					co = thr
+					break
+				end
+			end
+		end
+	end
+	if type(co) ~= "thread" then
+		return
+	end
+	for i = fork_queue.h, fork_queue.t do
+		if fork_queue[i] == co then
+			for j = i, fork_queue.t - 1 do
+				fork_queue[j] = fork_queue[j + 1]
+			end
+			fork_queue[fork_queue.t] = nil
+			fork_queue.t = fork_queue.t - 1
+			return co
+		end
+	end
+	if session == nil then
+		for s, thr in pairs(session_id_coroutine) do
+			if thr == co then
+				session = s
+				break
+			end
+		end
+	end
+	if session == nil then
+		return
+	end
+	local addr = session_coroutine_address[co]
+	local req = session_coroutine_id[co]
+	if req and req ~= 0 and addr then
+		c_send(addr, PTYPE_ERROR, req, "killed")
+	end
+	session_coroutine_id[co] = nil
+	session_coroutine_address[co] = nil
+	session_coroutine_tracetag[co] = nil
+	if watching_session[session] then
+		session_id_coroutine[session] = "BREAK"
+		watching_session[session] = nil
+	else
+		session_id_coroutine[session] = nil
+	end
+	for token, s in pairs(sleep_session) do
+		if s == session then
+			sleep_session[token] = nil
+			break
+		end
+	end
+	return co
+end
+
+-- identity, time, env ----------------------------------------------------------------------------
+function skynet.self()
+	return self_handle
+end
+
+function skynet.address(addr)
+	if type(addr) == "number" then
+		return format(":%08x", addr)
+	end
+	return tostring(addr)
+end
+
+function skynet.localname(name)
+	if type(name) == "string" and name:sub(1, 1) == "." then
+		return c.query(name)
+	end
+end
+
+function skynet.harbor(addr)
+	return math.floor(addr / 0x1000000), false
+end
+
+skynet.now = c.now
+skynet.hpc = c.hpc
+
+local starttime = c.starttime()
+function skynet.starttime()
+	return starttime
+end
+
+function skynet.time()
+	return c.now() / 100 + starttime
+end
+
+function skynet.getenv(key)
+	return c.getenv(key)
+end
+
+function skynet.setenv(key, value)
+	if c.getenv(key) ~= nil then
+		error("Can't setenv exist key : " .. key)
+	end
+	c.setenv(key, "" .. value)
+end
+
+-- serialisation, memory ------------------------------------------------------------------------
+skynet.pack = c.pack
+skynet.packstring = c.packstring
+skynet.unpack = c.unpack
+skynet.tostring = c_tostring
+skynet.trash = c_trash
+
+local function to_text(...)
+	local n = select("#", ...)
+	if n <= 1 then
+		return tostring((...))
+	end
+	local t = { ... }
+	for i = 1, n do
+		t[i] = tostring(t[i])
+	end
+	return concat(t, " ", 1, n)
+end
+
+function skynet.error(...)
+	c.error(to_text(...))
+end
+
+function skynet.log(level, ...)
+	c.log(level, to_text(...))
+end
+
+function skynet.memlimit(bytes)
+	c.memlimit(bytes)
+end
+
+function skynet.mqlen()
+	return c.mqlen()
+end
+
+function skynet.stat(what)
+	if what == "time" then
+		return (c.hpc() - dispatch_start) / 1e9
+	end
+	return c.stat(what)
+end
+
+function skynet.endless()
+	return c.stat("endless") == 1
+end
+
+function skynet.task(ret)
+	if ret == nil then
+		local n = 0
+		for _, co in pairs(session_id_coroutine) do
+			if type(co) == "thread" then
+				n = n + 1
+			end
+		end
+		return n
+	end
+	if ret == "init" then
+		return init_thread and traceback(init_thread) or nil
+	end
+	local t = type(ret)
+	if t == "table" then
+		for session, co in pairs(session_id_coroutine) do
+			if type(co) == "thread" then
+				ret[tostring(co) .. " session: " .. session] = traceback(co)
+			end
+		end
+		return
+	elseif t == "number" then
+		local co = session_id_coroutine[ret]
+		return type(co) == "thread" and traceback(co) or "No session"
+	elseif t == "thread" then
+		for session, co in pairs(session_id_coroutine) do
+			if co == ret then
+				return session
+			end
+		end
+	end
+end
+
+function skynet.uniqtask()
+	local stacks = {}
+	for session, co in pairs(session_id_coroutine) do
+		if type(co) == "thread" then
+			local key = traceback(co)
+			local s = stacks[key]
+			if s then
+				s.n = s.n + 1
+			else
+				stacks[key] = { n = 1, session = session }
+			end
+		end
+	end
+	return stacks
+end
+
+function skynet.term(service)
+	callee_gone(service)
+	dispatch_error_queue()
+end
+
+-- tracing ---------------------------------------------------------------------------------------
+local trace_counter = 0
+function skynet.trace(info)
+	trace_counter = trace_counter + 1
+	local tag = format(":%08x-%d", self_handle, trace_counter)
+	session_coroutine_tracetag[running_thread or "main"] = tag
+	trace_log(tag, info and ("trace " .. tostring(info)) or "trace")
+end
+
+function skynet.tracetag()
+	return session_coroutine_tracetag[running_thread or "main"]
+end
+
+function skynet.tracelog(tag, text)
+	if tag then
+		trace_log(tag, tostring(text))
+	end
+end
+
+function skynet.traceproto(typename, flag)
+	local p = assert(proto[typename])
+	p.trace = flag
+end
+
+-- services -------------------------------------------------------------------------------------
+function skynet.newservice(name, ...)
+	return skynet.call(".launcher", "lua", "LAUNCH", "snlua", name, ...)
+end
+
+function skynet.uniqueservice(global, ...)
+	if global == true then
+		return assert(skynet.call(".service", "lua", "GLAUNCH", ...))
+	end
+	return assert(skynet.call(".service", "lua", "LAUNCH", global, ...))
+end
+
+function skynet.queryservice(global, ...)
+	if global == true then
+		return assert(skynet.call(".service", "lua", "GQUERY", ...))
+	end
+	return assert(skynet.call(".service", "lua", "QUERY", global, ...))
+end
+
+-- Answer everything still owed and tell our callees we are gone. Used by exit and, through the
+-- registry hook, when the service is killed from outside.
+local function settle_before_exit(reason)
+	for co, session in pairs(session_coroutine_id) do
+		local address = session_coroutine_address[co]
+		if session ~= 0 and address then
+			c_send(address, PTYPE_ERROR, session, reason)
+		end
+	end
+	session_coroutine_id = {}
+	for resp in pairs(unresponse) do
+		resp(false)
+	end
+	local callees = {}
+	for _, address in pairs(watching_session) do
+		callees[address] = true
+	end
+	for address in pairs(callees) do
+		c_send(address, PTYPE_ERROR, 0, "")
+	end
+end
+
+debug.getregistry()["skyjet.release"] = function()
+	if not exited then
+		exited = true
+		settle_before_exit("service " .. skynet.address(self_handle) .. " was killed")
+	end
+end
+
+function skynet.exit()
+	fork_queue = { h = 1, t = 0 }
+	exited = true
+	c_send(".launcher", 10, 0, skynet.pack("REMOVE", self_handle, false))
+	settle_before_exit("service " .. skynet.address(self_handle) .. " exited")
+	c.callback(function(prototype, msg, sz, session, source)
+		if session ~= 0 and source ~= 0 and prototype ~= PTYPE_RESPONSE and prototype ~= PTYPE_ERROR then
+			c_send(source, PTYPE_ERROR, session, "service exited")
+		end
+	end)
+	c.error("KILL self")
+	c.exit()
+	coroutine_yield "QUIT"
+end
+
+function skynet.kill(addr)
+	if type(addr) == "number" or (type(addr) == "string" and addr:sub(1, 1) == ":") then
+		local h = type(addr) == "number" and addr or tonumber(addr:sub(2), 16)
+		skynet.send(".launcher", "lua", "REMOVE", h, true)
+	end
+	if c.kill(addr) then
+		c.error("KILL " .. (type(addr) == "number" and format(":%x", addr) or addr))
+	end
+end
+
+function skynet.abort()
+	c.abort()
+end
+
+-- start-up ---------------------------------------------------------------------------------------
+local init_funcs = {}
+local require_mod = require "skynet.require"
+
+function skynet.init(f)
+	assert(type(f) == "function")
+	if init_funcs then
+		init_funcs[#init_funcs + 1] = f
+	elseif not require_mod.init_hook(f) then
+		f()
+	end
+end
+
+local function run_init()
+	while init_funcs and #init_funcs > 0 do
+		local funcs = init_funcs
+		init_funcs = {}
+		for _, f in ipairs(funcs) do
+			f()
+		end
+	end
+	init_funcs = nil
+end
+
+function skynet.init_service(start)
+	local ok, err = xpcall(function()
+		run_init()
+		init_funcs = {}
+		start()
+		run_init()
+	end, traceback)
+	if not ok then
+		c.error("init service failed: " .. tostring(err))
+		skynet.send(".launcher", "lua", "ERROR")
+		skynet.exit()
+	else
+		skynet.send(".launcher", "lua", "LAUNCHOK")
+	end
+end
+
+function skynet.start(start_func)
+	c.callback(skynet.dispatch_message)
+	init_thread = skynet.timeout(0, function()
+		skynet.init_service(start_func)
+		init_thread = nil
+	end)
+end
+
+function skynet.info_func(f)
+	skynet.info = f
+end
+
+function skynet.coroutine_running()
+	return running_thread
+end
+
+skynet.pcall = pcall
+
+-- built-in protocols --------------------------------------------------------------------------------
+skynet.register_protocol {
+	name = "lua",
+	id = skynet.PTYPE_LUA,
+	pack = skynet.pack,
+	unpack = skynet.unpack,
+}
+
+skynet.register_protocol {
+	name = "response",
+	id = skynet.PTYPE_RESPONSE,
+}
+
+skynet.register_protocol {
+	name = "error",
+	id = skynet.PTYPE_ERROR,
+	unpack = function(...)
+		return ...
+	end,
+}
+
+package.loaded.skynet = skynet
+require "skynet.debug"
+
+return skynet

@@ -1,0 +1,96 @@
+-- service_mgr (.service): unique services. LAUNCH/QUERY key plain names, GLAUNCH/GQUERY the
+-- "global" namespace ("@name"); concurrent first launches share one, queries wait until some
+-- caller launches the name, and a failed launch is remembered (every later call fails).
+-- Replies are pack(handle) or pack(nil, reason).
+local skynet = require "skynet"
+require "skynet.manager"
+
+local services = {} -- key -> handle | error text | table of waiters while launching
+local CMD = {}
+
+local function wait_for(key)
+	local s = services[key]
+	if s == nil then
+		s = { launching = false }
+		services[key] = s
+	end
+	if type(s) == "table" then
+		local co = coroutine.running()
+		s[#s + 1] = co
+		skynet.wait(co)
+		s = services[key]
+	end
+	if type(s) == "string" then
+		error(s, 0)
+	end
+	return s
+end
+
+local function get_or_launch(key, name, ...)
+	local s = services[key]
+	if type(s) == "number" then
+		return s
+	elseif type(s) == "string" then
+		error(s, 0)
+	elseif type(s) == "table" and s.launching then
+		return wait_for(key)
+	end
+	local waiters = s or {}
+	waiters.launching = true
+	services[key] = waiters
+	local ok, handle = pcall(skynet.newservice, name, ...)
+	if ok and handle then
+		services[key] = handle
+	else
+		services[key] = string.format("launch %s failed: %s", key, tostring(handle))
+	end
+	for _, co in ipairs(waiters) do
+		skynet.wakeup(co)
+	end
+	if not ok or not handle then
+		error(services[key], 0)
+	end
+	return handle
+end
+
+function CMD.LAUNCH(name, ...)
+	return get_or_launch(name, name, ...)
+end
+
+function CMD.QUERY(name)
+	return wait_for(name)
+end
+
+function CMD.GLAUNCH(name, ...)
+	return get_or_launch("@" .. name, name, ...)
+end
+
+function CMD.GQUERY(name)
+	return wait_for("@" .. name)
+end
+
+function CMD.LIST()
+	local t = {}
+	for k, v in pairs(services) do
+		t[k] = type(v) == "number" and skynet.address(v) or (type(v) == "string" and v or "launching")
+	end
+	return t
+end
+
+skynet.dispatch("lua", function(_, _, cmd, ...)
+	local f = CMD[cmd]
+	if not f then
+		skynet.retpack(nil, "Invalid command " .. tostring(cmd))
+		return
+	end
+	local ok, r = pcall(f, ...)
+	if ok then
+		skynet.retpack(r)
+	else
+		skynet.retpack(nil, r)
+	end
+end)
+
+skynet.start(function()
+	skynet.register ".service"
+end)
