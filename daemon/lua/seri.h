@@ -25,6 +25,9 @@ void *seri_pack_range(lua_State *L, int from, int to, size_t *size);
 int seri_check(const void *buf, size_t size, int allow_pointer, char *err, size_t errlen);
 
 #define SERI_MAX_DEPTH 64 /* decoder nesting bound; the encoder refuses depth > 32 like Skynet */
+/* Decoder bound on top-level values in one message: LuaJIT lets one C call hold at most 8000
+ * stack slots (LUAI_MAXCSTACK); the rest is kept for nesting. Skynet messages carry a handful. */
+#define SERI_MAX_VALUES 7000
 
 /* Register as package.preload["skynet.seri"] = { pack, packstring, unpack } */
 int luaopen_skynet_seri(lua_State *L);

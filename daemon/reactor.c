@@ -1,0 +1,1255 @@
+/* reactor: the socket thread. It alone owns the libevent event_base, the DNS resolver, every
+ * socket fd and every field of the socket table except `state`, which any thread may read.
+ * Other threads only push commands; one mutex (r->lock) guards the command queue, the free-id
+ * FIFO and the run state, and is never held across a syscall or a deliver call. Memory: bytes
+ * given to reactor_send are the reactor's until written or dropped; an event and its data
+ * belong to whoever the deliver callback hands them to. */
+#include "reactor.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_SOCKETS 65536
+#define DEFAULT_HIGH_WATER (1024 * 1024)
+#define READ_MIN 64
+#define READ_START 4096
+#define READ_MAX (1024 * 1024)
+#define ACCEPT_BATCH 64
+#define ACCEPT_BACKOFF_US 100000 /* pause accepting this long when out of fds */
+#ifdef IOV_MAX
+#define WRITE_IOVS IOV_MAX
+#else
+#define WRITE_IOVS 64
+#endif
+#define ADDR_TEXT 64
+
+/* A slot's life: FREE -> CONNECTING (taken by reactor_connect's caller) or LISTEN / OPEN (taken
+ * by the reactor) -> CLOSING (reactor_close, flushing) -> CLOSED (event being delivered) ->
+ * FREE. reactor_send accepts data only while CONNECTING or OPEN. */
+enum { S_FREE, S_CONNECTING, S_LISTEN, S_OPEN, S_CLOSING, S_CLOSED };
+
+struct wnode {
+    struct wnode *next;
+    char *data;
+    size_t size, offset;
+};
+
+struct wqueue {
+    struct wnode *head, *tail;
+};
+
+struct resolve; /* one name lookup in flight */
+
+struct sock {
+    atomic_int state;
+    int id, fd;
+    int live;      /* set up by the reactor thread; only live slots are in live_ids */
+    int live_index;
+    uint32_t owner;
+    char reading;  /* the owner wants input (resume/pause) */
+    char read_on;  /* ev_read is added */
+    char write_on; /* ev_write is added */
+    char dirty;    /* got output in this command batch */
+    char silent;   /* the owner is gone: deliver nothing more */
+    char nodelay;
+    struct event *ev_read, *ev_write, *ev_retry;
+    struct wqueue out[2]; /* [0] normal, [1] low priority */
+    size_t pending;       /* bytes queued in out[] */
+    size_t warn_at;       /* next WARNING when pending passes this */
+    size_t rsize;         /* next read buffer size */
+    struct resolve *resolve;
+    struct evutil_addrinfo *ai, *ai_next; /* resolved addresses, those left to try */
+    struct reactor *r;
+};
+
+struct resolve {
+    struct reactor *r;
+    int id; /* -1 once the socket went away */
+    struct evdns_getaddrinfo_request *req;
+};
+
+enum {
+    C_LISTEN,
+    C_CONNECT,
+    C_RESUME,
+    C_PAUSE,
+    C_SEND,
+    C_SEND_LOW,
+    C_CLOSE,
+    C_SHUTDOWN,
+    C_NODELAY,
+    C_CLOSE_OWNER,
+    C_STOP
+};
+
+struct cmd {
+    int type, id, port;
+    uint32_t owner;
+    size_t size;
+    void *ptr; /* C_SEND*: data; C_CONNECT: host (malloc'd); C_LISTEN: struct listen_req */
+};
+
+struct cmdq {
+    struct cmd *items;
+    int count, cap;
+};
+
+/* A reactor_listen call waiting for the reactor thread; lives on the caller's stack. */
+struct listen_req {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint32_t owner;
+    int backlog;
+    int id, port;
+    char err[128];
+};
+
+enum { R_NEW, R_RUNNING, R_STOPPED };
+
+struct reactor {
+    reactor_deliver_fn deliver;
+    void *ud;
+    size_t high_water;
+    int max;
+    struct sock *slots;
+    struct event_base *base;
+    struct evdns_base *dns; /* made on the first name lookup */
+    struct event *wake_ev;
+    int wake_fd;
+    pthread_t thread;
+    int started;
+
+    pthread_mutex_t lock; /* guards q, the free FIFO and run */
+    struct cmdq q;
+    int *free_ids; /* ring of free ids, oldest freed first */
+    int free_head, free_count;
+    int run;
+
+    struct cmdq work; /* reactor thread from here on */
+    int *live_ids, nlive;
+    int *dirty, ndirty;
+
+    atomic_int n_sockets;
+    _Atomic uint64_t bytes_in, bytes_out, writes, reads;
+};
+
+static _Thread_local struct reactor *current_reactor; /* set on the reactor thread */
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_accept(evutil_socket_t fd, short what, void *arg);
+static void sock_connect_next(struct reactor *r, struct sock *s, int err);
+
+static void stat_add(_Atomic uint64_t *counter, uint64_t n)
+{
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+static int sock_state(struct sock *s) { return atomic_load(&s->state); }
+
+static void copy_text(char *dst, size_t len, const char *src)
+{
+    if (dst && len)
+        snprintf(dst, len, "%s", src);
+}
+
+/* ---- ids: a FIFO of free slots, so a freed id comes back as late as possible ---- */
+
+static int id_take_locked(struct reactor *r, int state)
+{
+    if (r->free_count == 0)
+        return -1;
+    int id = r->free_ids[r->free_head];
+    r->free_head = (r->free_head + 1) % r->max;
+    r->free_count--;
+    atomic_store(&r->slots[id].state, state);
+    return id;
+}
+
+static void id_put_locked(struct reactor *r, int id)
+{
+    r->free_ids[(r->free_head + r->free_count) % r->max] = id;
+    r->free_count++;
+    atomic_store(&r->slots[id].state, S_FREE);
+}
+
+static int id_take(struct reactor *r, int state)
+{
+    pthread_mutex_lock(&r->lock);
+    int id = id_take_locked(r, state);
+    pthread_mutex_unlock(&r->lock);
+    return id;
+}
+
+/* ---- commands ---- */
+
+static void listen_answer(struct listen_req *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->done = 1;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock); /* the caller may free q from here on */
+}
+
+/* Releases what a command carries when it will never run. */
+static void cmd_drop(struct cmd *c)
+{
+    if (c->type == C_LISTEN) {
+        struct listen_req *q = c->ptr;
+        q->id = -1;
+        copy_text(q->err, sizeof q->err, "reactor not running");
+        listen_answer(q);
+    } else {
+        free(c->ptr);
+    }
+}
+
+/* Appends under r->lock. Returns 1 if the queue was empty (a wake-up is due), 0, or -1. */
+static int queue_locked(struct reactor *r, const struct cmd *c)
+{
+    if (r->run == R_STOPPED || (c->type == C_LISTEN && r->run != R_RUNNING))
+        return -1;
+    if (r->q.count == r->q.cap) {
+        int cap = r->q.cap ? r->q.cap * 2 : 256;
+        struct cmd *items = realloc(r->q.items, cap * sizeof *items);
+        if (!items)
+            return -1;
+        r->q.items = items;
+        r->q.cap = cap;
+    }
+    r->q.items[r->q.count++] = *c;
+    return r->q.count == 1;
+}
+
+static void wake(struct reactor *r)
+{
+    uint64_t one = 1;
+    ssize_t rc = write(r->wake_fd, &one, sizeof one);
+    (void)rc; /* EAGAIN only if the counter is saturated: it is readable anyway */
+}
+
+/* Queues a command; on failure its payload is released. Returns 0 or -1. */
+static int cmd_push(struct reactor *r, struct cmd *c)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc = queue_locked(r, c);
+    pthread_mutex_unlock(&r->lock);
+    if (rc < 0) {
+        cmd_drop(c);
+        return -1;
+    }
+    if (rc == 1)
+        wake(r);
+    return 0;
+}
+
+/* ---- events ---- */
+
+static void emit(struct reactor *r, uint32_t owner, int type, int id, int ud, char *data,
+                 int size, const char *text)
+{
+    size_t len = sizeof(struct reactor_event) + (text ? strlen(text) + 1 : 0);
+    struct reactor_event *ev = malloc(len);
+    if (!ev) {
+        log_write(0, LOG_ERROR, "reactor: out of memory, event %d for socket %d lost", type, id);
+        free(data);
+        return;
+    }
+    ev->type = type;
+    ev->id = id;
+    ev->ud = ud;
+    ev->size = size;
+    ev->data = data;
+    if (text)
+        memcpy(ev->text, text, strlen(text) + 1);
+    r->deliver(r->ud, owner, ev, len);
+}
+
+/* "ip:port", or "[ipv6]:port"; an IPv4-mapped IPv6 address prints as IPv4. */
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+            inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, sizeof ip);
+            snprintf(out, len, "%s:%d", ip, ntohs(a->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+            snprintf(out, len, "[%s]:%d", ip, ntohs(a->sin6_port));
+        }
+    } else if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        snprintf(out, len, "%s:%d", ip, ntohs(a->sin_port));
+    } else {
+        copy_text(out, len, "?");
+    }
+}
+
+static void sock_name(int fd, int peer, char *out, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl) : getsockname(fd, (struct sockaddr *)&ss, &sl)) < 0)
+        ss.ss_family = AF_UNSPEC;
+    addr_text(&ss, out, len);
+}
+
+/* Numeric host -> address. NULL, "" mean 0.0.0.0; "[v6]" brackets are accepted. */
+static int addr_parse(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char buf[INET6_ADDRSTRLEN + 2];
+    size_t n = host ? strlen(host) : 0;
+    if (n >= sizeof buf)
+        return -1;
+    memcpy(buf, host ? host : "", n + 1);
+    if (n == 0)
+        copy_text(buf, sizeof buf, "0.0.0.0");
+    else if (n > 2 && buf[0] == '[' && buf[n - 1] == ']') {
+        memmove(buf, buf + 1, n - 2);
+        buf[n - 2] = '\0';
+    }
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, buf, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *len = sizeof *a4;
+    } else if (inet_pton(AF_INET6, buf, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *len = sizeof *a6;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the socket table (reactor thread) ---- */
+
+static void ev_set(struct event *ev, char *on, int want)
+{
+    if (!ev || *on == want)
+        return;
+    if (want)
+        event_add(ev, NULL);
+    else
+        event_del(ev);
+    *on = (char)want;
+}
+
+static void sock_set_live(struct reactor *r, struct sock *s, uint32_t owner)
+{
+    s->live = 1;
+    s->owner = owner;
+    s->live_index = r->nlive;
+    r->live_ids[r->nlive++] = s->id;
+}
+
+/* Gives fd to s with its read/write events. On failure fd is closed and -1 returned. */
+static int sock_attach(struct reactor *r, struct sock *s, int fd, int listener)
+{
+    s->ev_read = event_new(r->base, fd, EV_READ | EV_PERSIST, listener ? on_accept : on_read, s);
+    s->ev_write = event_new(r->base, fd, EV_WRITE | EV_PERSIST, on_write, s);
+    if (!s->ev_read || !s->ev_write) {
+        if (s->ev_read)
+            event_free(s->ev_read);
+        if (s->ev_write)
+            event_free(s->ev_write);
+        s->ev_read = s->ev_write = NULL;
+        close(fd);
+        return -1;
+    }
+    s->fd = fd;
+    atomic_fetch_add(&r->n_sockets, 1);
+    return 0;
+}
+
+static void sock_detach(struct reactor *r, struct sock *s)
+{
+    if (s->fd < 0)
+        return;
+    event_free(s->ev_read);
+    event_free(s->ev_write);
+    if (s->ev_retry)
+        event_free(s->ev_retry);
+    s->ev_read = s->ev_write = s->ev_retry = NULL;
+    s->read_on = s->write_on = 0;
+    close(s->fd);
+    s->fd = -1;
+    atomic_fetch_sub(&r->n_sockets, 1);
+}
+
+/* Closes s now, drops its output, delivers `type` (REACTOR_CLOSE/ERROR; 0 = none) to its owner
+ * unless it is silent, then frees the slot. The slot goes back to the free FIFO only after the
+ * event was handed over, so nobody can be told about a socket that reuses the id. */
+static void sock_free(struct reactor *r, struct sock *s, int type, const char *reason)
+{
+    atomic_store(&s->state, S_CLOSED);
+    sock_detach(r, s);
+    if (s->resolve) {
+        s->resolve->id = -1; /* its callback still runs (EVUTIL_EAI_CANCEL) and frees it */
+        evdns_getaddrinfo_cancel(s->resolve->req);
+        s->resolve = NULL;
+    }
+    if (s->ai)
+        evutil_freeaddrinfo(s->ai);
+    s->ai = s->ai_next = NULL;
+    for (int i = 0; i < 2; i++) {
+        struct wnode *w = s->out[i].head;
+        while (w) {
+            struct wnode *next = w->next;
+            free(w->data);
+            free(w);
+            w = next;
+        }
+        s->out[i].head = s->out[i].tail = NULL;
+    }
+    if (type && !s->silent)
+        emit(r, s->owner, type, s->id, 0, NULL, 0, reason);
+    if (s->live) {
+        int last = r->live_ids[--r->nlive];
+        r->live_ids[s->live_index] = last;
+        r->slots[last].live_index = s->live_index;
+    }
+    s->live = 0;
+    s->owner = 0;
+    s->reading = s->dirty = s->silent = s->nodelay = 0;
+    s->pending = 0;
+    s->warn_at = r->high_water;
+    s->rsize = READ_START;
+    pthread_mutex_lock(&r->lock);
+    id_put_locked(r, s->id);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* WARNING when pending output passes high_water and again at each doubling; WARNING 0 once
+ * it drains after a warning. */
+static void sock_warn(struct reactor *r, struct sock *s)
+{
+    if (s->silent)
+        return;
+    if (s->pending > s->warn_at) {
+        while (s->warn_at < s->pending)
+            s->warn_at *= 2;
+        size_t kib = s->pending / 1024;
+        int ud = kib > INT_MAX ? INT_MAX : kib ? (int)kib : 1;
+        emit(r, s->owner, REACTOR_WARNING, s->id, ud, NULL, 0, NULL);
+    } else if (s->pending == 0 && s->warn_at > r->high_water) {
+        s->warn_at = r->high_water;
+        emit(r, s->owner, REACTOR_WARNING, s->id, 0, NULL, 0, NULL);
+    }
+}
+
+/* Drops `n` written bytes from the nodes behind iov[0..count), in that order. */
+static void sock_consume(struct sock *s, struct wqueue **from, int count, size_t n)
+{
+    for (int i = 0; i < count && n > 0; i++) {
+        struct wnode *w = from[i]->head; /* nodes are taken from each queue's head in order */
+        size_t take = w->size - w->offset;
+        if (take > n)
+            take = n;
+        w->offset += take;
+        s->pending -= take;
+        n -= take;
+        if (w->offset == w->size) {
+            from[i]->head = w->next;
+            if (!w->next)
+                from[i]->tail = NULL;
+            free(w->data);
+            free(w);
+        }
+    }
+}
+
+/* Writes as much queued output as the kernel takes, a batch of nodes per sendmsg. Order: the
+ * rest of a low packet already started, then normal data, then low data. Returns 0, or -1 if
+ * a write error closed (and freed) the socket. */
+static int sock_write(struct reactor *r, struct sock *s)
+{
+    struct iovec iov[WRITE_IOVS];
+    struct wqueue *from[WRITE_IOVS];
+    while (s->pending > 0) {
+        int n = 0;
+        size_t total = 0;
+        struct wnode *low = s->out[1].head, *w;
+        if (low && low->offset > 0) {
+            from[n] = &s->out[1];
+            iov[n++] = (struct iovec){low->data + low->offset, low->size - low->offset};
+            total += low->size - low->offset;
+            low = low->next;
+        }
+        for (w = s->out[0].head; w && n < WRITE_IOVS; w = w->next) {
+            from[n] = &s->out[0];
+            iov[n++] = (struct iovec){w->data + w->offset, w->size - w->offset};
+            total += w->size - w->offset;
+        }
+        if (w)
+            low = NULL; /* normal data left over: low data waits */
+        for (w = low; w && n < WRITE_IOVS; w = w->next) {
+            from[n] = &s->out[1];
+            iov[n++] = (struct iovec){w->data, w->size};
+            total += w->size;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+        ssize_t k = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+        stat_add(&r->writes, 1);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            sock_free(r, s, REACTOR_CLOSE, strerror(errno));
+            return -1;
+        }
+        stat_add(&r->bytes_out, (uint64_t)k);
+        sock_consume(s, from, n, (size_t)k);
+        if ((size_t)k < total)
+            return 0; /* the kernel buffer is full: wait for EV_WRITE */
+    }
+    return 0;
+}
+
+/* Writes what it can now, then keeps EV_WRITE, warnings and a pending close up to date.
+ * Returns 0, or -1 if the socket was freed. */
+static int sock_output(struct reactor *r, struct sock *s)
+{
+    if (sock_write(r, s) < 0)
+        return -1;
+    ev_set(s->ev_write, &s->write_on, s->pending > 0);
+    sock_warn(r, s);
+    if (sock_state(s) == S_CLOSING && s->pending == 0) {
+        sock_free(r, s, REACTOR_CLOSE, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* End of a command batch: each socket that got data is written once (unless it already waits
+ * for EV_WRITE, or is still connecting). */
+static void flush_dirty(struct reactor *r)
+{
+    for (int i = 0; i < r->ndirty; i++) {
+        struct sock *s = &r->slots[r->dirty[i]];
+        if (!s->dirty)
+            continue; /* freed meanwhile */
+        s->dirty = 0;
+        int st = sock_state(s);
+        if ((st == S_OPEN || st == S_CLOSING) && !s->write_on)
+            sock_output(r, s);
+        else
+            sock_warn(r, s);
+    }
+    r->ndirty = 0;
+}
+
+/* ---- connect ---- */
+
+static void sock_connected(struct reactor *r, struct sock *s)
+{
+    char text[ADDR_TEXT];
+    atomic_store(&s->state, S_OPEN);
+    if (s->ai)
+        evutil_freeaddrinfo(s->ai);
+    s->ai = s->ai_next = NULL;
+    sock_name(s->fd, 1, text, sizeof text);
+    emit(r, s->owner, REACTOR_OPEN, s->id, 0, NULL, 0, text);
+    ev_set(s->ev_read, &s->read_on, s->reading);
+    sock_output(r, s); /* what was sent while connecting */
+}
+
+/* Starts a non-blocking connect. Returns 0 (in progress or done) or an errno. */
+static int sock_connect(struct reactor *r, struct sock *s, const struct sockaddr *sa,
+                        socklen_t len)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    if (sock_attach(r, s, fd, 0) < 0)
+        return ENOMEM;
+    if (s->nodelay)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    if (connect(fd, sa, len) == 0) {
+        sock_connected(r, s);
+        return 0;
+    }
+    if (errno == EINPROGRESS || errno == EINTR) {
+        ev_set(s->ev_write, &s->write_on, 1);
+        return 0;
+    }
+    int err = errno;
+    sock_detach(r, s);
+    return err;
+}
+
+/* Tries the resolved addresses left; ERROR with the last failure when none connects. */
+static void sock_connect_next(struct reactor *r, struct sock *s, int err)
+{
+    while (s->ai_next) {
+        struct evutil_addrinfo *a = s->ai_next;
+        s->ai_next = a->ai_next;
+        err = sock_connect(r, s, a->ai_addr, (socklen_t)a->ai_addrlen);
+        if (err == 0)
+            return;
+    }
+    sock_free(r, s, REACTOR_ERROR, strerror(err));
+}
+
+static const char *resolve_error(int err)
+{
+    return err <= EVUTIL_EAI_CANCEL ? evutil_gai_strerror(err) : gai_strerror(err);
+}
+
+static void on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+{
+    struct resolve *q = arg;
+    struct reactor *r = q->r;
+    int id = q->id;
+    free(q);
+    if (id < 0) { /* cancelled: the socket is gone */
+        if (ai)
+            evutil_freeaddrinfo(ai);
+        return;
+    }
+    struct sock *s = &r->slots[id];
+    s->resolve = NULL;
+    if (err || !ai) {
+        if (ai)
+            evutil_freeaddrinfo(ai);
+        sock_free(r, s, REACTOR_ERROR, err ? resolve_error(err) : "Name or service not known");
+        return;
+    }
+    s->ai = s->ai_next = ai;
+    sock_connect_next(r, s, ECONNREFUSED);
+}
+
+static void sock_resolve(struct reactor *r, struct sock *s, const char *host, int port)
+{
+    if (!r->dns) {
+        r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+        if (!r->dns && (r->dns = evdns_base_new(r->base, 0)))
+            evdns_base_load_hosts(r->dns, NULL); /* no usable resolv.conf: /etc/hosts only */
+    }
+    struct resolve *q = calloc(1, sizeof *q);
+    if (!r->dns || !q) {
+        free(q);
+        sock_free(r, s, REACTOR_ERROR, "resolver unavailable");
+        return;
+    }
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    q->r = r;
+    q->id = s->id;
+    s->resolve = q;
+    /* Names in /etc/hosts are answered at once: on_resolved has run (and freed q) when this
+     * returns NULL. Only a non-NULL request is still in flight. */
+    struct evdns_getaddrinfo_request *req =
+        evdns_getaddrinfo(r->dns, host, service, &hints, on_resolved, q);
+    if (req)
+        q->req = req;
+    else if (s->resolve == q) { /* failed without calling back */
+        s->resolve = NULL;
+        free(q);
+        sock_free(r, s, REACTOR_ERROR, "Name resolution failed");
+    }
+}
+
+static void cmd_connect(struct reactor *r, struct cmd *c)
+{
+    struct sock *s = &r->slots[c->id];
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char *host = c->ptr;
+    sock_set_live(r, s, c->owner);
+    s->reading = 1;
+    if (c->port <= 0 || c->port > 65535)
+        sock_free(r, s, REACTOR_ERROR, "Invalid port");
+    else if (!host[0])
+        sock_free(r, s, REACTOR_ERROR, "Invalid address");
+    else if (addr_parse(host, c->port, &ss, &len) == 0) {
+        int err = sock_connect(r, s, (struct sockaddr *)&ss, len);
+        if (err)
+            sock_free(r, s, REACTOR_ERROR, strerror(err));
+    } else {
+        sock_resolve(r, s, host, c->port);
+    }
+    free(host);
+}
+
+/* ---- I/O callbacks ---- */
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct sock *s = arg;
+    struct reactor *r = s->r;
+    if (sock_state(s) != S_CONNECTING) {
+        sock_output(r, s);
+        return;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == 0) {
+        sock_connected(r, s);
+        return;
+    }
+    sock_detach(r, s);
+    sock_connect_next(r, s, err);
+}
+
+/* One read per readiness, so a busy socket cannot starve the others. The buffer becomes the
+ * DATA event's data; its size doubles when a read fills it and halves when reads are small. */
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct sock *s = arg;
+    struct reactor *r = s->r;
+    char *buf = malloc(s->rsize);
+    if (!buf)
+        return; /* level-triggered: tried again on the next loop */
+    ssize_t n = read(fd, buf, s->rsize);
+    if (n > 0) {
+        stat_add(&r->reads, 1);
+        stat_add(&r->bytes_in, (uint64_t)n);
+        if ((size_t)n == s->rsize && s->rsize < READ_MAX)
+            s->rsize *= 2;
+        else if (s->rsize > READ_MIN && (size_t)n * 2 < s->rsize)
+            s->rsize /= 2;
+        emit(r, s->owner, REACTOR_DATA, s->id, (int)n, buf, (int)n, NULL);
+        return;
+    }
+    int err = n < 0 ? errno : 0;
+    free(buf);
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+        return;
+    if (n == 0 && s->pending > 0 && sock_write(r, s) < 0)
+        return; /* EOF: one last try to flush; a write error already closed it */
+    sock_free(r, s, REACTOR_CLOSE, n == 0 ? NULL : strerror(err));
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct sock *s = arg;
+    ev_set(s->ev_read, &s->read_on, s->reading);
+}
+
+/* Out of fds: stop accepting for a moment instead of spinning on a ready listener. */
+static void listener_backoff(struct reactor *r, struct sock *s)
+{
+    struct timeval tv = {0, ACCEPT_BACKOFF_US};
+    if (!s->ev_retry && !(s->ev_retry = evtimer_new(r->base, on_retry, s)))
+        return;
+    ev_set(s->ev_read, &s->read_on, 0);
+    evtimer_add(s->ev_retry, &tv);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct sock *ls = arg;
+    struct reactor *r = ls->r;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            log_write(0, LOG_ERROR, "socket: accept error: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE)
+                listener_backoff(r, ls);
+            return;
+        }
+        int id = id_take(r, S_OPEN);
+        if (id < 0) {
+            log_write(0, LOG_ERROR, "socket: accept error: socket table full (%d)", r->max);
+            close(cfd);
+            continue;
+        }
+        struct sock *s = &r->slots[id];
+        if (sock_attach(r, s, cfd, 0) < 0) {
+            sock_free(r, s, 0, NULL);
+            continue;
+        }
+        sock_set_live(r, s, ls->owner); /* not read until reactor_resume */
+        char text[ADDR_TEXT];
+        addr_text(&ss, text, sizeof text);
+        emit(r, ls->owner, REACTOR_ACCEPT, ls->id, id, NULL, 0, text);
+    }
+}
+
+/* ---- commands, run on the reactor thread ---- */
+
+static void do_listen(struct reactor *r, struct listen_req *q)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = socket(q->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    q->id = -1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int)) < 0 ||
+        bind(fd, (struct sockaddr *)&q->addr, q->addrlen) < 0 || listen(fd, q->backlog) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        copy_text(q->err, sizeof q->err, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    q->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    int id = id_take(r, S_LISTEN);
+    if (id < 0) {
+        copy_text(q->err, sizeof q->err, "socket table full");
+        close(fd);
+        return;
+    }
+    struct sock *s = &r->slots[id];
+    if (sock_attach(r, s, fd, 1) < 0) {
+        copy_text(q->err, sizeof q->err, strerror(ENOMEM));
+        sock_free(r, s, 0, NULL);
+        return;
+    }
+    sock_set_live(r, s, q->owner); /* accepts nothing until reactor_resume */
+    q->id = id;
+}
+
+static void cmd_resume(struct reactor *r, struct sock *s, uint32_t owner, int id)
+{
+    char text[ADDR_TEXT];
+    if (!s) {
+        emit(r, owner, REACTOR_ERROR, id, 0, NULL, 0, "invalid socket");
+        return;
+    }
+    int st = sock_state(s);
+    if (st == S_CLOSING)
+        return;
+    s->owner = owner;
+    s->reading = 1;
+    if (st == S_CONNECTING)
+        return; /* OPEN comes when the connect finishes */
+    ev_set(s->ev_read, &s->read_on, 1);
+    sock_name(s->fd, st == S_OPEN, text, sizeof text);
+    emit(r, owner, REACTOR_OPEN, s->id, 0, NULL, 0, text);
+}
+
+static void cmd_send(struct reactor *r, struct sock *s, struct cmd *c)
+{
+    int st = s ? sock_state(s) : S_FREE;
+    struct wnode *w = NULL;
+    if ((st != S_OPEN && st != S_CONNECTING) || !(w = malloc(sizeof *w))) {
+        free(c->ptr); /* closed meanwhile (or out of memory) */
+        return;
+    }
+    struct wqueue *q = &s->out[c->type == C_SEND_LOW];
+    *w = (struct wnode){NULL, c->ptr, c->size, 0};
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    s->pending += c->size;
+    if (s->dirty)
+        return;
+    if (r->ndirty < r->max) {
+        s->dirty = 1;
+        r->dirty[r->ndirty++] = s->id;
+    } else if (st == S_OPEN && !s->write_on) {
+        sock_output(r, s); /* the list is full (ids freed and reused in one batch) */
+    }
+}
+
+/* Graceful close (flush, then close) or, with `now`, an immediate one. */
+static void cmd_close(struct reactor *r, struct sock *s, uint32_t owner, int now)
+{
+    int st = sock_state(s);
+    if (st == S_CLOSING && !now)
+        return;
+    s->owner = owner; /* the CLOSE goes to whoever asked */
+    if (now || st != S_OPEN || s->pending == 0) {
+        sock_free(r, s, REACTOR_CLOSE, NULL);
+        return;
+    }
+    atomic_store(&s->state, S_CLOSING);
+    s->reading = 0;
+    ev_set(s->ev_read, &s->read_on, 0);
+    if (!s->write_on)
+        sock_output(r, s); /* closes at once if everything goes out */
+}
+
+static void cmd_run(struct reactor *r, struct cmd *c)
+{
+    struct sock *s = NULL;
+    if (c->id >= 0 && c->id < r->max && r->slots[c->id].live)
+        s = &r->slots[c->id];
+    switch (c->type) {
+    case C_LISTEN:
+        do_listen(r, c->ptr);
+        listen_answer(c->ptr);
+        break;
+    case C_CONNECT:
+        cmd_connect(r, c);
+        break;
+    case C_RESUME:
+        cmd_resume(r, s, c->owner, c->id);
+        break;
+    case C_PAUSE:
+        if (s) {
+            s->reading = 0;
+            ev_set(s->ev_read, &s->read_on, 0);
+        }
+        break;
+    case C_SEND:
+    case C_SEND_LOW:
+        cmd_send(r, s, c);
+        break;
+    case C_CLOSE:
+    case C_SHUTDOWN:
+        if (s) {
+            if (c->type == C_SHUTDOWN)
+                s->silent = 0; /* an explicit shutdown is always answered */
+            cmd_close(r, s, c->owner, c->type == C_SHUTDOWN);
+        }
+        break;
+    case C_NODELAY:
+        if (s) {
+            s->nodelay = 1;
+            if (s->fd >= 0 && sock_state(s) != S_LISTEN)
+                setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+        }
+        break;
+    case C_CLOSE_OWNER:
+        /* Backwards: freeing entry i moves the last (already seen) entry into i. */
+        for (int i = r->nlive - 1; i >= 0; i--) {
+            s = &r->slots[r->live_ids[i]];
+            if (s->owner == c->owner) {
+                s->silent = 1;
+                cmd_close(r, s, c->owner, 0);
+            }
+        }
+        break;
+    case C_STOP:
+        event_base_loopbreak(r->base);
+        break;
+    }
+}
+
+/* The eventfd fired: take the whole queue, run it, then write each socket that got data once,
+ * so a burst of small sends becomes one writev. Reading the eventfd before taking the queue
+ * means a push that lands after the swap always finds it empty and wakes us again. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct reactor *r = arg;
+    uint64_t n;
+    if (read(r->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
+        log_write(0, LOG_ERROR, "reactor: eventfd read: %s", strerror(errno));
+    pthread_mutex_lock(&r->lock);
+    struct cmdq t = r->q;
+    r->q = r->work;
+    r->work = t;
+    pthread_mutex_unlock(&r->lock);
+    for (int i = 0; i < r->work.count; i++)
+        cmd_run(r, &r->work.items[i]);
+    r->work.count = 0;
+    flush_dirty(r);
+}
+
+/* Refuses new commands, drops queued ones, closes every socket silently and lets cancelled
+ * DNS lookups call back. Runs on the reactor thread after its loop (or in destroy if it never
+ * started). */
+static void reactor_teardown(struct reactor *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->run = R_STOPPED;
+    struct cmdq t = r->q;
+    r->q.count = 0;
+    pthread_mutex_unlock(&r->lock);
+    for (int i = 0; i < t.count; i++) {
+        if (t.items[i].type == C_CONNECT) /* its id is CONNECTING but not live */
+            atomic_store(&r->slots[t.items[i].id].state, S_FREE);
+        cmd_drop(&t.items[i]);
+    }
+    while (r->nlive > 0) {
+        struct sock *s = &r->slots[r->live_ids[r->nlive - 1]];
+        s->silent = 1;
+        sock_free(r, s, 0, NULL);
+    }
+    if (r->dns) {
+        event_base_loop(r->base, EVLOOP_NONBLOCK); /* cancelled lookups report and free */
+        evdns_base_free(r->dns, 0);
+        r->dns = NULL;
+    }
+}
+
+static void *reactor_main(void *arg)
+{
+    struct reactor *r = arg;
+    current_reactor = r;
+    event_base_dispatch(r->base);
+    reactor_teardown(r);
+    return NULL;
+}
+
+/* ---- public interface ---- */
+
+static void reactor_free(struct reactor *r)
+{
+    if (r->wake_ev)
+        event_free(r->wake_ev);
+    if (r->base)
+        event_base_free(r->base);
+    if (r->wake_fd >= 0)
+        close(r->wake_fd);
+    pthread_mutex_destroy(&r->lock);
+    free(r->q.items);
+    free(r->work.items);
+    free(r->slots);
+    free(r->free_ids);
+    free(r->live_ids);
+    free(r->dirty);
+    free(r);
+}
+
+struct reactor *reactor_create(const struct reactor_config *cfg)
+{
+    if (!cfg || !cfg->deliver)
+        return NULL;
+    struct reactor *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->deliver = cfg->deliver;
+    r->ud = cfg->ud;
+    r->high_water = cfg->high_water ? cfg->high_water : DEFAULT_HIGH_WATER;
+    r->max = cfg->max_sockets > 0 ? cfg->max_sockets : DEFAULT_MAX_SOCKETS;
+    r->wake_fd = -1;
+    pthread_mutex_init(&r->lock, NULL);
+    r->slots = calloc(r->max, sizeof *r->slots);
+    r->free_ids = malloc(r->max * sizeof(int));
+    r->live_ids = malloc(r->max * sizeof(int));
+    r->dirty = malloc(r->max * sizeof(int));
+    if (!r->slots || !r->free_ids || !r->live_ids || !r->dirty)
+        goto fail;
+    for (int i = 0; i < r->max; i++) {
+        struct sock *s = &r->slots[i];
+        atomic_init(&s->state, S_FREE);
+        s->id = i;
+        s->fd = -1;
+        s->warn_at = r->high_water;
+        s->rsize = READ_START;
+        s->r = r;
+        r->free_ids[i] = i;
+    }
+    r->free_count = r->max;
+    r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->wake_fd < 0 || !(r->base = event_base_new()))
+        goto fail;
+    r->wake_ev = event_new(r->base, r->wake_fd, EV_READ | EV_PERSIST, on_wake, r);
+    if (!r->wake_ev || event_add(r->wake_ev, NULL) < 0)
+        goto fail;
+    return r;
+fail:
+    reactor_free(r);
+    return NULL;
+}
+
+int reactor_start(struct reactor *r)
+{
+    pthread_mutex_lock(&r->lock);
+    int run = r->run;
+    r->run = R_RUNNING;
+    pthread_mutex_unlock(&r->lock);
+    if (run != R_NEW)
+        return -EINVAL;
+    int rc = pthread_create(&r->thread, NULL, reactor_main, r);
+    if (rc) {
+        pthread_mutex_lock(&r->lock);
+        r->run = R_NEW;
+        pthread_mutex_unlock(&r->lock);
+        return -rc;
+    }
+    r->started = 1;
+    return 0;
+}
+
+void reactor_destroy(struct reactor *r)
+{
+    if (!r)
+        return;
+    if (r->started) {
+        struct cmd c = {.type = C_STOP};
+        cmd_push(r, &c);
+        pthread_join(r->thread, NULL);
+    } else {
+        reactor_teardown(r);
+    }
+    reactor_free(r);
+}
+
+int reactor_listen(struct reactor *r, uint32_t owner, const char *host, int port, int backlog,
+                   int *port_out, char *err, size_t errlen)
+{
+    struct listen_req q;
+    memset(&q, 0, sizeof q);
+    if (port < 0 || port > 65535) {
+        copy_text(err, errlen, "Invalid port");
+        return -1;
+    }
+    if (addr_parse(host, port, &q.addr, &q.addrlen) < 0) {
+        /* A name: resolved here, on the caller's thread, as listen is synchronous anyway. */
+        struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai;
+        int rc = getaddrinfo(host, NULL, &hints, &ai);
+        if (rc != 0) {
+            copy_text(err, errlen, gai_strerror(rc));
+            return -1;
+        }
+        memcpy(&q.addr, ai->ai_addr, ai->ai_addrlen);
+        q.addrlen = ai->ai_addrlen;
+        freeaddrinfo(ai);
+        if (q.addr.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&q.addr)->sin6_port = htons(port);
+        else
+            ((struct sockaddr_in *)&q.addr)->sin_port = htons(port);
+    }
+    q.owner = owner;
+    q.backlog = backlog > 0 ? backlog : SOMAXCONN;
+    if (current_reactor == r) { /* called from a deliver callback */
+        do_listen(r, &q);
+    } else {
+        pthread_mutex_init(&q.lock, NULL);
+        pthread_cond_init(&q.cond, NULL);
+        struct cmd c = {.type = C_LISTEN, .owner = owner, .ptr = &q};
+        cmd_push(r, &c); /* if refused, it is answered at once ("reactor not running") */
+        pthread_mutex_lock(&q.lock);
+        while (!q.done)
+            pthread_cond_wait(&q.cond, &q.lock);
+        pthread_mutex_unlock(&q.lock);
+        pthread_cond_destroy(&q.cond);
+        pthread_mutex_destroy(&q.lock);
+    }
+    if (q.id < 0) {
+        copy_text(err, errlen, q.err);
+        return -1;
+    }
+    if (port_out)
+        *port_out = q.port;
+    return q.id;
+}
+
+int reactor_connect(struct reactor *r, uint32_t owner, const char *host, int port)
+{
+    char *h = strdup(host ? host : "");
+    if (!h)
+        return -1;
+    pthread_mutex_lock(&r->lock);
+    int id = r->run == R_STOPPED ? -1 : id_take_locked(r, S_CONNECTING);
+    struct cmd c = {.type = C_CONNECT, .id = id, .port = port, .owner = owner, .ptr = h};
+    if (id >= 0 && queue_locked(r, &c) < 0) {
+        id_put_locked(r, id);
+        id = -1;
+    }
+    int wakeup = id >= 0 && r->q.count == 1;
+    pthread_mutex_unlock(&r->lock);
+    if (id < 0)
+        free(h);
+    else if (wakeup)
+        wake(r);
+    return id;
+}
+
+static int push_id(struct reactor *r, int type, uint32_t owner, int id)
+{
+    if (id < 0 || id >= r->max)
+        return -1;
+    struct cmd c = {.type = type, .id = id, .owner = owner};
+    return cmd_push(r, &c);
+}
+
+int reactor_resume(struct reactor *r, uint32_t owner, int id)
+{
+    return push_id(r, C_RESUME, owner, id);
+}
+
+int reactor_pause(struct reactor *r, uint32_t owner, int id)
+{
+    return push_id(r, C_PAUSE, owner, id);
+}
+
+int reactor_close(struct reactor *r, uint32_t owner, int id)
+{
+    return push_id(r, C_CLOSE, owner, id);
+}
+
+int reactor_shutdown(struct reactor *r, uint32_t owner, int id)
+{
+    return push_id(r, C_SHUTDOWN, owner, id);
+}
+
+int reactor_nodelay(struct reactor *r, int id) { return push_id(r, C_NODELAY, 0, id); }
+
+void reactor_close_owner(struct reactor *r, uint32_t owner)
+{
+    struct cmd c = {.type = C_CLOSE_OWNER, .id = -1, .owner = owner};
+    cmd_push(r, &c);
+}
+
+static int send_queue(struct reactor *r, int type, int id, void *data, size_t size)
+{
+    int st = id >= 0 && id < r->max ? atomic_load(&r->slots[id].state) : S_FREE;
+    if ((st != S_OPEN && st != S_CONNECTING) || (!data && size > 0)) {
+        free(data);
+        return -1;
+    }
+    if (size == 0) {
+        free(data);
+        return 0;
+    }
+    struct cmd c = {.type = type, .id = id, .size = size, .ptr = data};
+    return cmd_push(r, &c);
+}
+
+int reactor_send(struct reactor *r, int id, void *data, size_t size)
+{
+    return send_queue(r, C_SEND, id, data, size);
+}
+
+int reactor_send_low(struct reactor *r, int id, void *data, size_t size)
+{
+    return send_queue(r, C_SEND_LOW, id, data, size);
+}
+
+void reactor_get_stats(struct reactor *r, struct reactor_stats *out)
+{
+    out->sockets = atomic_load(&r->n_sockets);
+    out->bytes_in = atomic_load(&r->bytes_in);
+    out->bytes_out = atomic_load(&r->bytes_out);
+    out->writes = atomic_load(&r->writes);
+    out->reads = atomic_load(&r->reads);
+}

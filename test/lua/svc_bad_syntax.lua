@@ -1,0 +1,2 @@
+-- svc_bad_syntax: does not compile (for the loader-error test).
+local x = = 1

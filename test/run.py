@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""skyjet test runner: every test through its public interface.
+
+Phases:
+  unit     Check binaries <build>/unit/test_* (C parts, spec vectors)
+  lua      test/lua/t_*.lua: each is the start service of a real node; cases report
+           "TEST PASS name" / "TEST FAIL name reason" lines in the node's log
+  cluster  test/cluster/test_*.py: multi-process scenarios on 127.0.0.1 (see test/cluster/lib.py)
+
+Ends with one line: "N passed, N failed". Exit status 0 only if nothing failed.
+"""
+import argparse
+import glob
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = {"passed": 0, "failed": 0}
+FAILURES = []
+
+
+def report(ok, name, detail=""):
+    if ok:
+        RESULTS["passed"] += 1
+        print(f"PASS {name}", flush=True)
+    else:
+        RESULTS["failed"] += 1
+        FAILURES.append(name)
+        print(f"FAIL {name}: {detail}", flush=True)
+
+
+def run_unit(build, pattern):
+    env = dict(os.environ, SKYJET_VECTORS=os.path.join(ROOT, "test", "vectors"),
+               CK_DEFAULT_TIMEOUT="120")
+    for exe in sorted(glob.glob(os.path.join(build, "unit", "test_*"))):
+        name = "unit/" + os.path.basename(exe)
+        if pattern and not re.search(pattern, name):
+            continue
+        t0 = time.time()
+        p = subprocess.run([exe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        out = p.stdout + p.stderr
+        m = re.search(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)", out)
+        if not m:
+            report(False, name, f"no Check summary (exit {p.returncode})\n{out[-3000:]}")
+            continue
+        checks, failures, errors = map(int, m.groups())
+        passed = checks - failures - errors
+        RESULTS["passed"] += passed
+        for line in out.splitlines():
+            if re.search(r":[EF]:", line):
+                RESULTS["failed"] += 1
+                FAILURES.append(name + " " + line)
+                print(f"FAIL {name}: {line}", flush=True)
+        if p.returncode != 0 and failures + errors == 0:
+            report(False, name, f"exit {p.returncode}\n{out[-3000:]}")
+        print(f"     {name}: {passed}/{checks} checks passed ({time.time() - t0:.1f}s)", flush=True)
+
+
+def write_ini(path, start, logfile, extra=""):
+    lua_dir = os.path.join(ROOT, "test", "lua")
+    with open(path, "w") as f:
+        f.write(f"""[node]
+name = test
+threads = 4
+start = {start}
+logfile = {logfile}
+[lua]
+service_path = {lua_dir}/?.lua
+lib_path = {lua_dir}/?.lua
+{extra}
+""")
+
+
+def run_lua(binary, pattern, timeout):
+    for script in sorted(glob.glob(os.path.join(ROOT, "test", "lua", "t_*.lua"))):
+        svc = os.path.basename(script)[:-4]
+        if pattern and not re.search(pattern, "lua/" + svc):
+            continue
+        with tempfile.TemporaryDirectory(prefix="skyjet-lua-") as tmp:
+            log = os.path.join(tmp, "node.log")
+            ini = os.path.join(tmp, "node.ini")
+            write_ini(ini, svc, log, f"[env]\ntest_tmp = {tmp}\n")
+            t0 = time.time()
+            try:
+                p = subprocess.run([binary, ini], cwd=tmp, capture_output=True, text=True,
+                                   timeout=timeout)
+                rc = p.returncode
+                out = p.stdout + p.stderr
+            except subprocess.TimeoutExpired as e:
+                rc = "timeout"
+                out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            text = open(log, errors="replace").read() if os.path.exists(log) else ""
+            seen = 0
+            for m in re.finditer(r"TEST (PASS|FAIL) (\S+)(.*?)(?=\n\d\d/\d\d/\d\d |\Z)", text, re.S):
+                seen += 1
+                report(m.group(1) == "PASS", f"lua/{svc}/{m.group(2)}", m.group(3).strip())
+            done = "TEST DONE" in text
+            sanitizer = re.search(r"(ERROR: (Address|Leak)Sanitizer|runtime error:)", out)
+            if not done or seen == 0 or rc != 0 or sanitizer:
+                tail = "\n".join(text.splitlines()[-30:])
+                report(False, f"lua/{svc}",
+                       f"node exit {rc}, done={done}, cases={seen}\n{tail}\n{out[-4000:]}")
+            print(f"     lua/{svc}: {time.time() - t0:.1f}s", flush=True)
+
+
+def run_cluster(binary, pattern, timeout):
+    sys.path.insert(0, os.path.join(ROOT, "test", "cluster"))
+    for script in sorted(glob.glob(os.path.join(ROOT, "test", "cluster", "test_*.py"))):
+        modname = os.path.basename(script)[:-3]
+        spec = importlib.util.spec_from_file_location(modname, script)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        for fname in sorted(n for n in dir(mod) if n.startswith("test_")):
+            name = f"cluster/{modname}/{fname}"
+            if pattern and not re.search(pattern, name):
+                continue
+            import lib  # test/cluster/lib.py
+            t0 = time.time()
+            ctx = lib.Context(binary, ROOT, name)
+            try:
+                getattr(mod, fname)(ctx)
+                ctx.close()
+                problems = ctx.sanitizer_reports()
+                report(not problems, name, problems)
+            except Exception as e:  # noqa: BLE001 - every failure is reported, then we go on
+                detail = "".join(traceback.format_exception(e))
+                ctx.close()
+                report(False, name, detail + ctx.log_tails())
+            finally:
+                ctx.cleanup()
+            print(f"     {name}: {time.time() - t0:.1f}s", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--bin", default="./skyjet")
+    ap.add_argument("--only", default=None, help="regex on test names")
+    ap.add_argument("--phase", action="append", choices=["unit", "lua", "cluster"])
+    ap.add_argument("--timeout", type=int, default=180)
+    args = ap.parse_args()
+    binary = os.path.abspath(os.path.join(ROOT, args.bin))
+    os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=66")
+    os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    phases = args.phase or ["unit", "lua", "cluster"]
+    print(f"skyjet tests: {binary} ({args.build})", flush=True)
+    if "unit" in phases:
+        run_unit(os.path.join(ROOT, args.build), args.only)
+    if "lua" in phases:
+        run_lua(binary, args.only, args.timeout)
+    if "cluster" in phases:
+        run_cluster(binary, args.only, args.timeout)
+    if FAILURES:
+        print("failed:\n  " + "\n  ".join(FAILURES))
+    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed", flush=True)
+    sys.exit(1 if RESULTS["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()
