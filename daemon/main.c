@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,22 @@ static int daemonize(void)
             close(fd);
     }
     return 0;
+}
+
+/* Give memory of released services back to the system once churn has settled: many services
+ * released since the last trim and no launch for a second (trimming during a spawn storm would
+ * only make the next allocations fault the pages in again). Called from the main loop. */
+static void housekeeping(void)
+{
+    static uint64_t trimmed_at, last_launched, quiet_ticks;
+    uint64_t launched = service_launched_total(), released = service_released_total();
+    quiet_ticks = launched == last_launched ? quiet_ticks + 1 : 0;
+    last_launched = launched;
+    if (released - trimmed_at >= 1000 && quiet_ticks >= 10) {
+        trimmed_at = released;
+        malloc_trim(0);
+        log_write(0, LOG_DEBUG, "memory trimmed after %llu services released", (unsigned long long)released);
+    }
 }
 
 /* Ask every service to go away and wait (bounded) until the queues are drained. */
@@ -252,6 +269,7 @@ int main(int argc, char **argv)
     struct timespec tick = {0, 100 * 1000000};
     while (service_count() > 0) {
         int sig = sigtimedwait(&wanted, NULL, &tick);
+        housekeeping();
         if (sig == SIGTERM || sig == SIGINT) {
             log_write(0, LOG_INFO, "signal %s: stopping node %s", strsignal(sig), cfg.name);
             stop_services(cfg.shutdown_timeout_ms);

@@ -33,6 +33,7 @@ static struct service_hooks hooks;
 static const struct service_module *modules[MAX_MODULES];
 static int nmodules;
 static atomic_size_t live;
+static atomic_uint_fast64_t launched_total, released_total;
 static atomic_uint monitor;
 
 void service_set_monitor(uint32_t handle) { atomic_store(&monitor, handle); }
@@ -107,6 +108,7 @@ static void delete_service(struct service *s)
     if (m && m != handle)
         service_send(handle, m, PTYPE_CLIENT, 0, NULL, 0);
     atomic_fetch_sub(&live, 1);
+    atomic_fetch_add(&released_total, 1);
     if (hooks.wakeup)
         hooks.wakeup(); /* a worker must drain the queue */
 }
@@ -140,6 +142,7 @@ uint32_t service_launch(const char *module, const char *args)
         return 0;
     }
     atomic_fetch_add(&live, 1);
+    atomic_fetch_add(&launched_total, 1);
     s->queue = mq_create(handle);
     if (!s->queue)
         abort();
@@ -207,6 +210,8 @@ void service_abort(void)
 }
 
 size_t service_count(void) { return atomic_load(&live); }
+uint64_t service_launched_total(void) { return atomic_load(&launched_total); }
+uint64_t service_released_total(void) { return atomic_load(&released_total); }
 
 int service_signal(uint32_t handle, int sig)
 {

@@ -76,6 +76,9 @@ int service_kill(uint32_t handle);
 /* Retire every service. */
 void service_abort(void);
 size_t service_count(void);
+/* Services launched / released since start (for housekeeping and metrics). */
+uint64_t service_launched_total(void);
+uint64_t service_released_total(void);
 /* Free a message the way the runtime does (type-specific contents included). */
 void service_free_message(int type, void *data, size_t size);
 int service_signal(uint32_t handle, int sig);

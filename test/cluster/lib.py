@@ -1,0 +1,150 @@
+"""Helpers for process-level tests: real skyjet nodes as separate processes on 127.0.0.1.
+
+A test function receives a Context. ctx.node(...) writes an INI file, starts the binary and
+returns a Node; nodes log to their own file, which tests read (wait_log) to observe behaviour.
+Every node is stopped by PID when the test ends, and sanitizer reports in any node's output fail
+the test.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+SANITIZER = re.compile(r"(ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer)")
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    def __init__(self, ctx, name, ini_path, log_path, err_path, daemon=False):
+        self.ctx, self.name = ctx, name
+        self.ini, self.log, self.err = ini_path, log_path, err_path
+        self.errf = open(err_path, "w")
+        self.proc = subprocess.Popen([ctx.binary, ini_path], cwd=ctx.tmp, stdout=self.errf,
+                                     stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+
+    def text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def output(self):
+        if not self.errf.closed:
+            self.errf.flush()
+        with open(self.err, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=10, start=0):
+        """Wait until the log matches the regex; returns the match."""
+        deadline = time.time() + timeout
+        rx = re.compile(pattern)
+        while True:
+            m = rx.search(self.text(), start)
+            if m:
+                return m
+            if self.proc.poll() is not None and not rx.search(self.text(), start):
+                raise TestFailure(f"node {self.name} exited ({self.proc.returncode}) before "
+                                  f"logging /{pattern}/\n{self.tail()}")
+            if time.time() > deadline:
+                raise TestFailure(f"node {self.name}: no /{pattern}/ in {timeout}s\n{self.tail()}")
+            time.sleep(0.05)
+
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout=15):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure(f"node {self.name} did not exit in {timeout}s\n{self.tail()}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.errf.close()
+
+    def tail(self, n=40):
+        lines = self.text().splitlines()[-n:]
+        out = self.output().splitlines()[-20:]
+        return "\n".join(lines + (["--- stdout/stderr:"] + out if out else []))
+
+
+class Context:
+    def __init__(self, binary, root, name):
+        self.binary, self.root, self.name = binary, root, name
+        self.tmp = tempfile.mkdtemp(prefix="skyjet-proc-")
+        self.nodes = []
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def write(self, name, text):
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def ini(self, name, start, node="", lua="", cluster="", env="", threads=4):
+        lua_dirs = ";".join(os.path.join(self.root, d, "?.lua")
+                            for d in ("test/cluster/lua", "test/lua"))
+        text = (f"[node]\nname = {name}\nthreads = {threads}\nstart = {start}\n"
+                f"logfile = {self.path(name + '.log')}\n{node}\n"
+                f"[lua]\nservice_path = {lua_dirs}\nlib_path = {lua_dirs}\n{lua}\n")
+        if cluster:
+            text += f"[cluster]\n{cluster}\n"
+        text += f"[env]\ntest_tmp = {self.tmp}\n{env}\n"
+        return self.write(name + ".ini", text)
+
+    def node(self, name, start, **kw):
+        ini = self.ini(name, start, **kw)
+        n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"))
+        self.nodes.append(n)
+        return n
+
+    def run(self, args, timeout=30, **kw):
+        return subprocess.run([self.binary] + args, cwd=self.tmp, capture_output=True, text=True,
+                              timeout=timeout, **kw)
+
+    def close(self):
+        for n in self.nodes:
+            n.stop()
+
+    def sanitizer_reports(self):
+        found = []
+        for n in self.nodes:
+            out = n.output() + n.text()
+            if SANITIZER.search(out):
+                found.append(f"{n.name}:\n{out[-6000:]}")
+        return "\n".join(found)
+
+    def log_tails(self):
+        return "".join(f"\n--- {n.name} ---\n{n.tail()}" for n in self.nodes)
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)

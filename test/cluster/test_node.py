@@ -1,0 +1,63 @@
+"""The skyjet process: command line, config errors, bootstrap, start-service failure, stop."""
+import signal
+
+from lib import check
+
+
+def test_help_and_version(ctx):
+    p = ctx.run(["--help"])
+    check(p.returncode == 0 and "usage: skyjet" in p.stdout and "threads" in p.stdout, p.stdout)
+    p = ctx.run(["--version"])
+    check(p.returncode == 0 and p.stdout.startswith("skyjet "), p.stdout)
+    p = ctx.run(["--bogus"])
+    check(p.returncode == 2 and "unknown option" in p.stderr, p.stderr)
+    p = ctx.run([])
+    check(p.returncode == 2 and "no config file" in p.stderr, p.stderr)
+
+
+def test_missing_config_file_names_it(ctx):
+    p = ctx.run([ctx.path("nope.ini")])
+    check(p.returncode == 1 and "nope.ini" in p.stderr and "cannot open" in p.stderr, p.stderr)
+
+
+def test_broken_config_names_file_line_and_key(ctx):
+    ini = ctx.write("bad.ini", "[node]\nname = x\nthreads = many\n")
+    p = ctx.run([ini])
+    check(p.returncode == 1, p.stderr)
+    check("bad.ini:3:" in p.stderr and "threads" in p.stderr, p.stderr)
+    ini = ctx.write("bad2.ini", "[node]\nstart = main\n[lua]\nsrvice_path = x\n")
+    p = ctx.run([ini])
+    check(p.returncode == 1 and "bad2.ini:4:" in p.stderr and "srvice_path" in p.stderr, p.stderr)
+    p = ctx.run(["--test", ctx.write("good.ini", "[node]\nname = ok\n")])
+    check(p.returncode == 0 and "is valid" in p.stdout, p.stdout + p.stderr)
+
+
+def test_start_service_failure_keeps_node_running(ctx):
+    n = ctx.node("n1", "no_such_start_service")
+    n.wait_log(r"start service 'no_such_start_service' failed")
+    check(n.proc.poll() is None, "node still running")
+    n.signal(signal.SIGTERM)
+    check(n.wait_exit() == 0, "clean exit on SIGTERM")
+    n.wait_log(r"node n1 stopped")
+
+
+def test_bootstrap_error_exits_1(ctx):
+    n = ctx.node("n2", "main", node="bootstrap = nosuchmodule x")
+    check(n.wait_exit() == 1, "exit status 1")
+    n.wait_log(r"Bootstrap error : nosuchmodule x")
+
+
+def test_abort_exits_0(ctx):
+    n = ctx.node("n3", "svc_abort")
+    check(n.wait_exit() == 0, "abort exits 0")
+    n.wait_log(r"aborting now")
+
+
+def test_sigusr1_reopens_a_moved_log(ctx):
+    import os
+    n = ctx.node("n4", "idle")
+    n.wait_log(r"LAUNCH snlua idle")
+    os.rename(n.log, n.log + ".1")
+    n.signal(signal.SIGUSR1)
+    n.wait_log(r"log file reopened")
+    check(os.path.exists(n.log + ".1"), "old log kept")
