@@ -1,0 +1,29 @@
+-- demo_main: the demo node's start service. Starts a key/value store and N clients that talk
+-- to it concurrently, waits for them, prints what the store saw, and stops the node.
+local skynet = require "skynet"
+require "skynet.manager"
+
+local nclients = tonumber(...) or 3
+
+skynet.start(function()
+	skynet.error(skynet.getenv "greeting", "- node", skynet.getenv "nodename")
+	local store = skynet.uniqueservice "demo_store"
+	local done = 0
+	for i = 1, nclients do
+		local client = skynet.newservice("demo_client", i)
+		skynet.fork(function()
+			local result = skynet.call(client, "lua", "run", store, 100)
+			skynet.error(string.format("client %d finished: %s", i, result))
+			done = done + 1
+		end)
+	end
+	while done < nclients do
+		skynet.sleep(1)
+	end
+	local stats = skynet.call(store, "lua", "stats")
+	skynet.error(string.format("store: %d keys, %d puts, %d gets", stats.keys, stats.puts, stats.gets))
+	local ok, err = pcall(skynet.call, store, "lua", "get_strict", "no-such-key")
+	skynet.error("a failing call raises in the caller: " .. tostring(err))
+	skynet.error("demo done; stopping the node")
+	skynet.abort()
+end)
