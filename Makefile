@@ -36,19 +36,23 @@ BIN := $(if $(filter build,$(BUILD)),skyjet,$(BUILD)/skyjet)
 all: $(BIN) $(TOOL_BIN)
 
 $(BIN): $(DAEMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(wildcard daemon/*.h daemon/lua/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/unit/%: test/unit/%.c $(LIB_OBJ) $(wildcard test/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(CHECK_LIBS) $(LDLIBS)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(CHECK_LIBS) $(LDLIBS)
 
 $(BUILD)/test/%: test/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
 
 unit: $(UNIT_BIN)
 

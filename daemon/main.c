@@ -11,6 +11,8 @@
 #include "log.h"
 #include "logger.h"
 #include "monitor.h"
+#include "reactor.h"
+#include "socketdriver.h"
 #include "mq.h"
 #include "scheduler.h"
 #include "service.h"
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,10 +71,26 @@ static int find_root(char *out, size_t n)
     return -1;
 }
 
-/* Free a socket event's buffer along with the event (set by the socket layer). */
-static void free_message_data(int type, void *data, size_t size)
+static struct reactor *reactor;
+
+/* A socket event (PTYPE_SOCKET from source 0) carries a second buffer: free it too when the event
+ * is dropped unread. The socket layer clears ev->data when it takes the bytes. */
+static void free_message_data(int type, uint32_t source, void *data, size_t size)
 {
-    (void)type, (void)data, (void)size;
+    if (type == PTYPE_SOCKET && source == 0 && size >= sizeof(struct reactor_event))
+        free(((struct reactor_event *)data)->data);
+}
+
+static void deliver_socket_event(void *ud, uint32_t owner, struct reactor_event *ev, size_t size)
+{
+    (void)ud;
+    service_send(0, owner, PTYPE_SOCKET, 0, ev, size);
+}
+
+static void service_retired(uint32_t handle)
+{
+    if (reactor)
+        reactor_close_owner(reactor, handle);
 }
 
 static int pidfile_check(const char *path)
@@ -229,6 +248,16 @@ int main(int argc, char **argv)
         return 1;
     }
     log_set_level((enum log_level)cfg.loglevel);
+#if defined(__SANITIZE_ADDRESS__)
+    env_set("skyjet_sanitizer", "address"); /* tests skip RSS measurements under ASan */
+#endif
+
+    /* A node holds many sockets: take every file descriptor the hard limit allows. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     /* Every thread started from here inherits a full signal mask; only main takes signals. */
     sigset_t sigs;
@@ -236,12 +265,19 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct service_hooks hooks = {scheduler_wakeup, NULL, free_message_data};
+    struct service_hooks hooks = {scheduler_wakeup, service_retired, free_message_data};
     service_init(&hooks);
     service_register_module(&host_module);
     service_register_module(&logger_module);
     struct host_paths hp = {root, cfg.service_path, cfg.lib_path, cfg.cpath, cfg.preload};
     host_configure(&hp);
+    struct reactor_config rc = {deliver_socket_event, NULL, cfg.socket_high_water, 0};
+    reactor = reactor_create(&rc);
+    if (!reactor || reactor_start(reactor) != 0) {
+        log_write(0, LOG_ERROR, "cannot start the reactor");
+        return 1;
+    }
+    socketdriver_init(reactor);
     if (clock_start() != 0 || scheduler_start(cfg.threads) != 0 ||
         monitor_start(cfg.stuck_seconds) != 0) {
         log_write(0, LOG_ERROR, "cannot start the runtime threads");
@@ -289,13 +325,16 @@ int main(int argc, char **argv)
             }
         }
     }
-    /* Let the workers drain released queues before they stop. */
-    for (int i = 0; i < 200 && !mq_global_empty(); i++) {
+    /* Let the workers drain and free the queues of released services before they stop. */
+    for (int i = 0; i < 400 && (mq_live() > 0 || !mq_global_empty()); i++) {
         struct timespec ts = {0, 5 * 1000000};
         nanosleep(&ts, NULL);
     }
     log_write(0, LOG_INFO, "node %s stopped", cfg.name);
     scheduler_stop();
+    socketdriver_init(NULL);
+    reactor_destroy(reactor);
+    reactor = NULL;
     monitor_stop();
     clock_stop();
     host_shutdown();

@@ -60,6 +60,9 @@ struct mq *mq_global_pop(void)
 
 int mq_global_empty(void) { return atomic_load(&runq.count) == 0; }
 
+static atomic_size_t live_queues;
+size_t mq_live(void) { return atomic_load(&live_queues); }
+
 struct mq *mq_create(uint32_t handle)
 {
     struct mq *q = calloc(1, sizeof *q);
@@ -77,6 +80,7 @@ struct mq *mq_create(uint32_t handle)
      * creator clears this by pushing the queue once (service.c does, after init). */
     q->in_global = 1;
     q->overload_threshold = MQ_OVERLOAD;
+    atomic_fetch_add(&live_queues, 1);
     return q;
 }
 
@@ -183,5 +187,6 @@ int mq_release(struct mq *q, mq_drop_fn drop, void *ud)
     pthread_mutex_destroy(&q->lock);
     free(q->ring);
     free(q);
+    atomic_fetch_sub(&live_queues, 1);
     return 1;
 }

@@ -42,5 +42,7 @@ int mq_release(struct mq *q, mq_drop_fn drop, void *ud);
 void mq_global_push(struct mq *q);
 struct mq *mq_global_pop(void);
 int mq_global_empty(void);
+/* Queues created and not yet released (a node has stopped cleanly when this reaches 0). */
+size_t mq_live(void);
 
 #endif

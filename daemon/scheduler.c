@@ -70,6 +70,9 @@ static void *worker_main(void *arg)
         atomic_fetch_sub(&sched.sleeping, 1);
         pthread_mutex_unlock(&sched.lock);
     }
+    /* Stopping: finish the queue in hand (a released service's queue is freed here). */
+    while (q)
+        q = service_dispatch(&w->watch, q, w->weight);
     return NULL;
 }
 

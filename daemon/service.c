@@ -74,10 +74,10 @@ static struct service *grab(uint32_t handle)
     return (struct service *)handle_grab(handle);
 }
 
-void service_free_message(int type, void *data, size_t size)
+void service_free_message(int type, uint32_t source, void *data, size_t size)
 {
     if (data && hooks.free_data)
-        hooks.free_data(type, data, size);
+        hooks.free_data(type, source, data, size);
     free(data);
 }
 
@@ -92,7 +92,7 @@ static void drop_message(struct message *m, void *ud)
             memcpy(text, why, sizeof why - 1);
         service_send(self, m->source, PTYPE_ERROR, m->session, text, text ? sizeof why - 1 : 0);
     }
-    service_free_message(m->type, m->data, m->size);
+    service_free_message(m->type, m->source, m->data, m->size);
 }
 
 static void delete_service(struct service *s)
@@ -167,7 +167,7 @@ int service_send(uint32_t source, uint32_t dest, int type, int session, void *da
 {
     struct service *s = grab(dest);
     if (!s) {
-        service_free_message(type, data, size);
+        service_free_message(type, source, data, size);
         return -1;
     }
     struct message m = {source, session, type, size, data};
@@ -272,7 +272,7 @@ static void deliver(struct service_watch *w, struct service *s, struct message *
     uint64_t t0 = now_ns();
     int kept = s->cb ? s->cb(s, s->ud, m->type, m->session, m->source, m->data, m->size) : 0;
     if (!kept)
-        service_free_message(m->type, m->data, m->size);
+        service_free_message(m->type, m->source, m->data, m->size);
     atomic_fetch_add(&s->cpu_ns, now_ns() - t0);
     atomic_fetch_add(&s->messages, 1);
     atomic_store(&w->dest, 0);

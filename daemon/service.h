@@ -56,7 +56,8 @@ struct service_watch {
 struct service_hooks {
     void (*wakeup)(void);                    /* a queue became runnable */
     void (*retired)(uint32_t handle);        /* a service was released: close its sockets */
-    void (*free_data)(int type, void *data, size_t size); /* free type-specific contents */
+    /* free type-specific contents (a reactor event's buffer) of a message being dropped */
+    void (*free_data)(int type, uint32_t source, void *data, size_t size);
 };
 
 void service_init(const struct service_hooks *hooks);
@@ -80,7 +81,7 @@ size_t service_count(void);
 uint64_t service_launched_total(void);
 uint64_t service_released_total(void);
 /* Free a message the way the runtime does (type-specific contents included). */
-void service_free_message(int type, void *data, size_t size);
+void service_free_message(int type, uint32_t source, void *data, size_t size);
 int service_signal(uint32_t handle, int sig);
 /* The exit monitor: gets a PTYPE_CLIENT message (source = the dead handle) per retired service. */
 void service_set_monitor(uint32_t handle);

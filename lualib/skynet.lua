@@ -371,6 +371,9 @@ function skynet.ret(msg, sz)
 	local co = running_thread
 	local session = session_coroutine_id[co]
 	if session == nil then
+		if sz ~= nil then
+			c_trash(msg, sz)
+		end
 		error "No session"
 	end
 	session_coroutine_id[co] = nil

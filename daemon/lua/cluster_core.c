@@ -171,10 +171,7 @@ static void add_parts(lua_State *L, int at, struct bytes msg, uint32_t session, 
     }
 }
 
-static int count_parts(size_t n)
-{
-    return (int)((n + CLUSTER_CHUNK - 1) / CLUSTER_CHUNK);
-}
+static int count_parts(size_t n) { return (int)((n + CLUSTER_CHUNK - 1) / CLUSTER_CHUNK); }
 
 /* Push a malloc'd copy of n bytes as a lightuserdata (NULL when n == 0). Nothing may raise
  * between this and the return to Lua, or the copy would leak. */
@@ -208,21 +205,14 @@ static int run_owning(lua_State *L, int own)
     return lua_gettop(L);
 }
 
-static int own_arg2(lua_State *L)
-{
-    return run_owning(L, 2);
-}
+static int own_arg2(lua_State *L) { return run_owning(L, 2); }
 
-static int own_arg3(lua_State *L)
-{
-    return run_owning(L, 3);
-}
+static int own_arg3(lua_State *L) { return run_owning(L, 3); }
 
 /* ---- packing ---------------------------------------------------------------------------- */
 
 /* Write kind, address and session (B.2); return the head length. */
-static size_t put_request_head(uint8_t *h, uint8_t kind, const struct address *a,
-                               uint32_t session)
+static size_t put_request_head(uint8_t *h, uint8_t kind, const struct address *a, uint32_t session)
 {
     size_t n;
     if (a->name) {
@@ -274,15 +264,9 @@ static int pack_request(lua_State *L, int push)
     return 3;
 }
 
-static int packrequest_body(lua_State *L)
-{
-    return pack_request(L, 0);
-}
+static int packrequest_body(lua_State *L) { return pack_request(L, 0); }
 
-static int packpush_body(lua_State *L)
-{
-    return pack_request(L, 1);
-}
+static int packpush_body(lua_State *L) { return pack_request(L, 1); }
 
 /* (session, ok, msg [, sz]) -> frame | {frames...}  (B.5) */
 static int packresponse_body(lua_State *L)
@@ -368,8 +352,7 @@ static int unpack_header(lua_State *L, struct bytes b)
     size_t off, max = cluster_core_max_message();
     uint32_t total;
     if (!(b.p[0] & 0x80) && b.n != 13)
-        return core_error(L, "Invalid cluster message size %f (multi req must be 13)",
-                          (double)b.n);
+        return core_error(L, "Invalid cluster message size %f (multi req must be 13)", (double)b.n);
     off = push_address(L, b, 8);
     if (off == 0)
         return core_error(L, "Invalid cluster message (size=%f)", (double)b.n);

@@ -20,22 +20,34 @@ void host_set_dispatcher(lua_State *L, int index, int forward);
 
 static uint32_t self_handle(lua_State *L) { return service_handle(host_service(L)); }
 
-/* Destination at idx: a handle number or ":hex"/".name"/"name". Returns 0 when it names no
- * service; raises for values that are not addresses at all. */
-static uint32_t get_dest(lua_State *L, int idx)
+/* Destination at idx: a handle number or ":hex"/".name"/"name". Returns the handle (0 when it
+ * names no service), or -1 with *why set for values that are not addresses at all. */
+static int64_t dest_of(lua_State *L, int idx, const char **why)
 {
     int t = lua_type(L, idx);
     if (t == LUA_TNUMBER) {
         lua_Number n = lua_tonumber(L, idx);
         uint32_t h = (uint32_t)n;
-        if (h == 0 || (lua_Number)h != n)
-            luaL_error(L, "Invalid service address %s", lua_tostring(L, idx));
+        if (h == 0 || (lua_Number)h != n) {
+            *why = "Invalid service address %s";
+            return -1;
+        }
         return h;
     }
     if (t == LUA_TSTRING)
         return service_resolve(lua_tostring(L, idx));
-    return luaL_error(L, "dest address type (%s) must be a string or number.",
-                      lua_typename(L, t));
+    *why = "dest address type (%s) must be a string or number.";
+    return -1;
+}
+
+static uint32_t get_dest(lua_State *L, int idx)
+{
+    const char *why = NULL;
+    int64_t h = dest_of(L, idx, &why);
+    if (h < 0)
+        luaL_error(L, why, lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx)
+                                                            : luaL_typename(L, idx));
+    return (uint32_t)h;
 }
 
 /* Message at idx (string, lightuserdata + size at idx+1, or nil). The returned buffer is
@@ -76,7 +88,6 @@ static int get_message(lua_State *L, int idx, void **data, size_t *size)
 
 static int send_message(lua_State *L, uint32_t source, int idx_type)
 {
-    uint32_t dest = get_dest(L, 1);
     int type = (int)luaL_checkinteger(L, idx_type);
     struct service *s = host_service(L);
     int session;
@@ -90,11 +101,19 @@ static int send_message(lua_State *L, uint32_t source, int idx_type)
         lua_pushboolean(L, 0);
         return 1;
     }
+    /* The message is ours now: free it before raising for a bad address. */
+    const char *why = NULL;
+    int64_t dest = dest_of(L, 1, &why);
+    if (dest < 0) {
+        free(data);
+        return luaL_error(L, why, lua_type(L, 1) == LUA_TNUMBER ? lua_tostring(L, 1)
+                                                                : luaL_typename(L, 1));
+    }
     if (dest == 0) {
         free(data);
         return 0;
     }
-    if (service_send(source, dest, type, session, data, size) != 0)
+    if (service_send(source, (uint32_t)dest, type, session, data, size) != 0)
         return 0;
     lua_pushinteger(L, session);
     return 1;

@@ -5,9 +5,11 @@
  * its bytecode, which is what makes spawning cheap. */
 #include "host.h"
 
+#include "cluster_core.h"
 #include "log.h"
 #include "service.h"
 #include "seri.h"
+#include "socketdriver.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -335,6 +337,10 @@ static int init_state(struct host *h, const char *args, size_t len)
     luaL_openlibs(L);
     preload(L, "skynet.core", luaopen_skynet_core);
     preload(L, "skynet.seri", luaopen_skynet_seri);
+    preload(L, "skynet.socketdriver", luaopen_socketdriver);
+    preload(L, "socketdriver", luaopen_socketdriver);
+    preload(L, "skynet.cluster.core", luaopen_cluster_core);
+    preload(L, "cluster.core", luaopen_cluster_core);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");

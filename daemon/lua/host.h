@@ -35,6 +35,5 @@ void host_memlimit(lua_State *L, size_t bytes);
 
 /* The modules compiled into the binary, for package.preload. */
 int luaopen_skynet_core(lua_State *L);
-int luaopen_socketdriver(lua_State *L);
 
 #endif

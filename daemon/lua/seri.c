@@ -106,11 +106,26 @@ static int seri_box_gc(lua_State *L)
     return 0;
 }
 
+/* Raise an encoder error, freeing the heap block first rather than leaving it to the GC.
+ * (Errors raised by Lua itself, from __pairs or out of memory, still rely on the GC.) */
+static void seri_pack_fail(struct seri_writer *w, const char *fmt, ...)
+{
+    if (w->owner) {
+        free(w->owner->p);
+        w->owner->p = NULL;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    lua_pushvfstring(w->L, fmt, ap); /* like luaL_error, which adds no position for C */
+    va_end(ap);
+    lua_error(w->L);
+}
+
 static void seri_grow(struct seri_writer *w, size_t need)
 {
     lua_State *L = w->L;
     if (need > SIZE_MAX / 2 - w->len)
-        luaL_error(L, "serialize: message too large");
+        seri_pack_fail(w, "serialize: message too large");
     size_t cap = w->cap * 2 > w->len + need ? w->cap * 2 : w->len + need;
     if (!w->owner) { /* the owner exists before the block does: nothing to leak */
         luaL_checkstack(L, 3, "serialize");
@@ -126,7 +141,7 @@ static void seri_grow(struct seri_writer *w, size_t need)
     }
     unsigned char *p = realloc(w->owner->p, cap);
     if (!p)
-        luaL_error(L, "serialize: out of memory");
+        seri_pack_fail(w, "serialize: out of memory");
     if (!w->owner->p)
         memcpy(p, w->buf, w->len);
     w->owner->p = w->buf = p;
@@ -204,7 +219,7 @@ static void seri_write_string(struct seri_writer *w, const char *s, size_t n)
         p += 3;
     } else {
         if (n > INT32_MAX) /* the decoder (ours and Skynet's) cannot take bit 31 */
-            luaL_error(w->L, "serialize: string too long");
+            seri_pack_fail(w, "serialize: string too long");
         p = seri_reserve(w, 5 + n);
         p[0] = SERI_TYPE(SERI_LONG_STRING, 4);
         seri_put_le(p + 1, n, 4);
@@ -214,8 +229,9 @@ static void seri_write_string(struct seri_writer *w, const char *s, size_t n)
 }
 
 /* The exact value of an int64_t/uint64_t cdata, or a Lua error for any other cdata. */
-static int64_t seri_cdata_integer(lua_State *L, int idx)
+static int64_t seri_cdata_integer(struct seri_writer *w, int idx)
 {
+    lua_State *L = w->L;
     luaL_checkstack(L, 6, "serialize");
     seri_push_helper(L, &seri_classify_key);
     lua_pushvalue(L, idx);
@@ -223,11 +239,11 @@ static int64_t seri_cdata_integer(lua_State *L, int idx)
     int kind = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     if (kind == 0)
-        luaL_error(L, "Unsupport type cdata to serialize");
+        seri_pack_fail(w, "Unsupport type cdata to serialize");
     int64_t v;
     memcpy(&v, lua_topointer(L, idx), sizeof v);
     if (kind == 2 && v < 0)
-        luaL_error(L, "integer overflow: uint64 value does not fit int64");
+        seri_pack_fail(w, "integer overflow: uint64 value does not fit int64");
     return v;
 }
 
@@ -300,7 +316,7 @@ static void seri_pack_value(struct seri_writer *w, int idx, int depth)
 {
     lua_State *L = w->L;
     if (depth > SERI_PACK_DEPTH)
-        luaL_error(L, "serialize can't pack too depth table");
+        seri_pack_fail(w, "serialize can't pack too depth table");
     int type = lua_type(L, idx);
     switch (type) {
     case LUA_TNIL:
@@ -328,10 +344,10 @@ static void seri_pack_value(struct seri_writer *w, int idx, int depth)
         seri_pack_table(w, idx, depth);
         break;
     case LUA_TCDATA:
-        seri_write_integer(w, seri_cdata_integer(L, idx));
+        seri_write_integer(w, seri_cdata_integer(w, idx));
         break;
     default:
-        luaL_error(L, "Unsupport type %s to serialize", lua_typename(L, type));
+        seri_pack_fail(w, "Unsupport type %s to serialize", lua_typename(L, type));
     }
 }
 

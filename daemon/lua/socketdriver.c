@@ -1,0 +1,437 @@
+/* socketdriver: the Lua binding of the reactor ("skynet.socketdriver"), plus the socket buffer
+ * that skynet.socket reads from. Runs on the calling service's worker; the reactor calls are
+ * thread-safe. Ownership: bytes handed to send belong to the reactor; a DATA event's buffer is
+ * taken over by unpack (which clears ev->data so the runtime does not free it) and then by a
+ * socket buffer, which frees it once consumed or when the buffer is collected. */
+#include "socketdriver.h"
+
+#include "host.h"
+#include "reactor.h"
+#include "service.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct reactor *reactor;
+
+void socketdriver_init(struct reactor *r) { reactor = r; }
+
+static struct reactor *get_reactor(lua_State *L)
+{
+    if (!reactor)
+        luaL_error(L, "the socket layer is not running");
+    return reactor;
+}
+
+static uint32_t self_handle(lua_State *L) { return service_handle(host_service(L)); }
+
+/* listen(host, port [, backlog]) -> id, port | nil, err */
+static int l_listen(lua_State *L)
+{
+    const char *host = luaL_optstring(L, 1, "0.0.0.0");
+    int port = (int)luaL_checkinteger(L, 2);
+    int backlog = (int)luaL_optinteger(L, 3, 1024);
+    char err[128];
+    int bound = 0;
+    int id = reactor_listen(get_reactor(L), self_handle(L), host, port, backlog, &bound, err,
+                            sizeof err);
+    if (id < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushinteger(L, id);
+    lua_pushinteger(L, bound);
+    return 2;
+}
+
+/* connect(host, port) -> id | nil, err */
+static int l_connect(lua_State *L)
+{
+    const char *host = luaL_checkstring(L, 1);
+    int port = (int)luaL_checkinteger(L, 2);
+    int id = reactor_connect(get_reactor(L), self_handle(L), host, port);
+    if (id < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, "too many sockets");
+        return 2;
+    }
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+static int l_start(lua_State *L)
+{
+    reactor_resume(get_reactor(L), self_handle(L), (int)luaL_checkinteger(L, 1));
+    return 0;
+}
+
+static int l_pause(lua_State *L)
+{
+    reactor_pause(get_reactor(L), self_handle(L), (int)luaL_checkinteger(L, 1));
+    return 0;
+}
+
+static int l_close(lua_State *L)
+{
+    reactor_close(get_reactor(L), self_handle(L), (int)luaL_checkinteger(L, 1));
+    return 0;
+}
+
+static int l_shutdown(lua_State *L)
+{
+    reactor_shutdown(get_reactor(L), self_handle(L), (int)luaL_checkinteger(L, 1));
+    return 0;
+}
+
+static int l_nodelay(lua_State *L)
+{
+    reactor_nodelay(get_reactor(L), (int)luaL_checkinteger(L, 1));
+    return 0;
+}
+
+/* The bytes to send at idx: a string, an array of strings, or lightuserdata + size (taken). */
+static void *get_bytes(lua_State *L, int idx, size_t *size)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        const char *s = lua_tolstring(L, idx, size);
+        void *p = malloc(*size ? *size : 1);
+        if (!p)
+            luaL_error(L, "out of memory");
+        memcpy(p, s, *size);
+        return p;
+    }
+    case LUA_TLIGHTUSERDATA: {
+        *size = (size_t)luaL_checkinteger(L, idx + 1);
+        return lua_touserdata(L, idx);
+    }
+    case LUA_TTABLE: {
+        size_t total = 0, n = lua_objlen(L, idx);
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, (int)i);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "socket write: element %d is a %s, not a string", (int)i,
+                           luaL_typename(L, -1));
+            total += lua_objlen(L, -1);
+            lua_pop(L, 1);
+        }
+        char *p = malloc(total ? total : 1);
+        if (!p)
+            luaL_error(L, "out of memory");
+        size_t at = 0;
+        for (size_t i = 1; i <= n; i++) {
+            size_t len;
+            lua_rawgeti(L, idx, (int)i);
+            const char *s = lua_tolstring(L, -1, &len);
+            memcpy(p + at, s, len);
+            at += len;
+            lua_pop(L, 1);
+        }
+        *size = total;
+        return p;
+    }
+    default:
+        luaL_error(L, "socket write: invalid data type %s", luaL_typename(L, idx));
+        return NULL;
+    }
+}
+
+static int send_with(lua_State *L, int low)
+{
+    int id = (int)luaL_checkinteger(L, 1);
+    size_t size;
+    void *data = get_bytes(L, 2, &size);
+    struct reactor *r = get_reactor(L);
+    int rc = low ? reactor_send_low(r, id, data, size) : reactor_send(r, id, data, size);
+    lua_pushboolean(L, rc == 0);
+    return 1;
+}
+
+static int l_send(lua_State *L) { return send_with(L, 0); }
+static int l_lsend(lua_State *L) { return send_with(L, 1); }
+
+/* unpack(msg, sz) -> type, id, ud, data | text, size
+ * For DATA, data is a lightuserdata whose ownership passes to the caller (push it into a socket
+ * buffer or free it with skynet.trash). */
+static int l_unpack(lua_State *L)
+{
+    struct reactor_event *ev = lua_touserdata(L, 1);
+    size_t sz = (size_t)luaL_checkinteger(L, 2);
+    if (!ev || sz < sizeof *ev)
+        return luaL_error(L, "invalid socket message");
+    lua_pushinteger(L, ev->type);
+    lua_pushinteger(L, ev->id);
+    lua_pushinteger(L, ev->ud);
+    if (ev->type == REACTOR_DATA) {
+        lua_pushlightuserdata(L, ev->data);
+        lua_pushinteger(L, ev->size);
+        ev->data = NULL;
+        return 5;
+    }
+    if (sz > sizeof *ev)
+        lua_pushstring(L, ev->text);
+    else
+        lua_pushnil(L);
+    return 4;
+}
+
+/* ---- socket buffer ------------------------------------------------------------------ */
+
+struct chunk {
+    char *data;
+    size_t size, offset;
+    struct chunk *next;
+};
+
+struct sbuf {
+    struct chunk *head, *tail;
+    size_t size;
+};
+
+#define SBUF "skyjet.socketbuffer"
+
+static struct sbuf *check_buf(lua_State *L) { return luaL_checkudata(L, 1, SBUF); }
+
+static void sbuf_append(struct sbuf *b, char *data, size_t size)
+{
+    struct chunk *c = malloc(sizeof *c);
+    if (!c) {
+        free(data);
+        return;
+    }
+    c->data = data;
+    c->size = size;
+    c->offset = 0;
+    c->next = NULL;
+    if (b->tail)
+        b->tail->next = c;
+    else
+        b->head = c;
+    b->tail = c;
+    b->size += size;
+}
+
+static void sbuf_drop_head(struct sbuf *b)
+{
+    struct chunk *c = b->head;
+    b->head = c->next;
+    if (!b->head)
+        b->tail = NULL;
+    free(c->data);
+    free(c);
+}
+
+/* Copy n bytes (n <= b->size) from the front into dst and consume them. */
+static void sbuf_take(struct sbuf *b, char *dst, size_t n)
+{
+    while (n > 0) {
+        struct chunk *c = b->head;
+        size_t avail = c->size - c->offset;
+        size_t k = n < avail ? n : avail;
+        if (dst) {
+            memcpy(dst, c->data + c->offset, k);
+            dst += k;
+        }
+        c->offset += k;
+        b->size -= k;
+        n -= k;
+        if (c->offset == c->size)
+            sbuf_drop_head(b);
+    }
+}
+
+/* Push n bytes from the front as a Lua string, consuming them. */
+static void sbuf_pushstring(lua_State *L, struct sbuf *b, size_t n)
+{
+    if (n == 0) {
+        lua_pushliteral(L, "");
+        return;
+    }
+    struct chunk *c = b->head;
+    if (c->size - c->offset >= n) {
+        lua_pushlstring(L, c->data + c->offset, n);
+        sbuf_take(b, NULL, n);
+        return;
+    }
+    luaL_Buffer lb;
+    luaL_buffinit(L, &lb);
+    while (n > 0) {
+        c = b->head;
+        size_t avail = c->size - c->offset;
+        size_t k = n < avail ? n : avail;
+        luaL_addlstring(&lb, c->data + c->offset, k);
+        sbuf_take(b, NULL, k);
+        n -= k;
+    }
+    luaL_pushresult(&lb);
+}
+
+static int l_buffer(lua_State *L)
+{
+    struct sbuf *b = lua_newuserdata(L, sizeof *b);
+    memset(b, 0, sizeof *b);
+    luaL_getmetatable(L, SBUF);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* buf:push(lightuserdata, size) takes the block; buf:push(string) copies it. */
+static int l_buf_push(lua_State *L)
+{
+    struct sbuf *b = check_buf(L);
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, 2, &len);
+        if (len) {
+            char *p = malloc(len);
+            if (!p)
+                return luaL_error(L, "out of memory");
+            memcpy(p, s, len);
+            sbuf_append(b, p, len);
+        }
+    } else {
+        char *p = lua_touserdata(L, 2);
+        size_t len = (size_t)luaL_checkinteger(L, 3);
+        if (p && len)
+            sbuf_append(b, p, len);
+        else
+            free(p);
+    }
+    lua_pushinteger(L, (lua_Integer)b->size);
+    return 1;
+}
+
+static int l_buf_size(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)check_buf(L)->size);
+    return 1;
+}
+
+/* buf:pop(n) -> exactly n bytes, or nil if fewer are buffered */
+static int l_buf_pop(lua_State *L)
+{
+    struct sbuf *b = check_buf(L);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    if (n < 0 || (size_t)n > b->size)
+        return 0;
+    sbuf_pushstring(L, b, (size_t)n);
+    return 1;
+}
+
+/* buf:readall() -> everything buffered ("" when empty) */
+static int l_buf_readall(lua_State *L)
+{
+    struct sbuf *b = check_buf(L);
+    sbuf_pushstring(L, b, b->size);
+    return 1;
+}
+
+/* Merge every chunk into one block so a separator can be searched with memmem. Lines are short
+ * in practice, so the copy is cheap next to the syscalls that brought the bytes. */
+static int sbuf_flatten(struct sbuf *b)
+{
+    if (!b->head || b->head == b->tail)
+        return 0;
+    char *p = malloc(b->size);
+    if (!p)
+        return -1;
+    size_t n = b->size;
+    sbuf_take(b, p, n);
+    sbuf_append(b, p, n);
+    return 0;
+}
+
+/* buf:readline(sep) -> the bytes before sep (sep consumed), or nil if no sep yet */
+static int l_buf_readline(lua_State *L)
+{
+    struct sbuf *b = check_buf(L);
+    size_t seplen;
+    const char *sep = luaL_optlstring(L, 2, "\n", &seplen);
+    if (seplen == 0 || b->size < seplen)
+        return 0;
+    if (sbuf_flatten(b) < 0)
+        return luaL_error(L, "out of memory");
+    struct chunk *c = b->head;
+    const char *start = c->data + c->offset;
+    const char *hit = memmem(start, c->size - c->offset, sep, seplen);
+    if (!hit)
+        return 0;
+    size_t n = (size_t)(hit - start);
+    sbuf_pushstring(L, b, n);
+    sbuf_take(b, NULL, seplen);
+    return 1;
+}
+
+/* buf:popframe() -> the body of the next frame with a 2-byte big-endian length, or nil */
+static int l_buf_popframe(lua_State *L)
+{
+    struct sbuf *b = check_buf(L);
+    if (b->size < 2)
+        return 0;
+    unsigned char hdr[2];
+    struct chunk *c = b->head;
+    if (c->size - c->offset >= 2) {
+        memcpy(hdr, c->data + c->offset, 2);
+    } else {
+        hdr[0] = (unsigned char)c->data[c->offset];
+        hdr[1] = (unsigned char)c->next->data[c->next->offset];
+    }
+    size_t len = ((size_t)hdr[0] << 8) | hdr[1];
+    if (b->size < 2 + len)
+        return 0;
+    sbuf_take(b, NULL, 2);
+    sbuf_pushstring(L, b, len);
+    return 1;
+}
+
+static int l_buf_clear(lua_State *L)
+{
+    struct sbuf *b = check_buf(L);
+    while (b->head)
+        sbuf_drop_head(b);
+    b->size = 0;
+    return 0;
+}
+
+/* header(s) -> big-endian unsigned integer of a 1..4 byte string */
+static int l_header(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    if (len < 1 || len > 4)
+        return luaL_error(L, "Invalid read %s", (const char *)s);
+    lua_Number v = 0;
+    for (size_t i = 0; i < len; i++)
+        v = v * 256 + s[i];
+    lua_pushnumber(L, v);
+    return 1;
+}
+
+int luaopen_socketdriver(lua_State *L)
+{
+    static const luaL_Reg buf_methods[] = {
+        {"push", l_buf_push},       {"size", l_buf_size},         {"pop", l_buf_pop},
+        {"readall", l_buf_readall}, {"readline", l_buf_readline}, {"popframe", l_buf_popframe},
+        {"clear", l_buf_clear},     {NULL, NULL},
+    };
+    static const luaL_Reg funcs[] = {
+        {"listen", l_listen},   {"connect", l_connect}, {"start", l_start},
+        {"pause", l_pause},     {"close", l_close},     {"shutdown", l_shutdown},
+        {"nodelay", l_nodelay}, {"send", l_send},       {"lsend", l_lsend},
+        {"unpack", l_unpack},   {"buffer", l_buffer},   {"header", l_header},
+        {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, SBUF)) {
+        lua_newtable(L);
+        luaL_register(L, NULL, buf_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_buf_clear);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);
+    luaL_register(L, NULL, funcs);
+    return 1;
+}
