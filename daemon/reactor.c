@@ -61,7 +61,7 @@ struct resolve; /* one name lookup in flight */
 struct sock {
     atomic_int state;
     int id, fd;
-    int live;      /* set up by the reactor thread; only live slots are in live_ids */
+    int live; /* set up by the reactor thread; only live slots are in live_ids */
     int live_index;
     uint32_t owner;
     char reading;  /* the owner wants input (resume/pause) */
@@ -266,8 +266,8 @@ static int cmd_push(struct reactor *r, struct cmd *c)
 
 /* ---- events ---- */
 
-static void emit(struct reactor *r, uint32_t owner, int type, int id, int ud, char *data,
-                 int size, const char *text)
+static void emit(struct reactor *r, uint32_t owner, int type, int id, int ud, char *data, int size,
+                 const char *text)
 {
     size_t len = sizeof(struct reactor_event) + (text ? strlen(text) + 1 : 0);
     struct reactor_event *ev = malloc(len);
@@ -313,7 +313,8 @@ static void sock_name(int fd, int peer, char *out, size_t len)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     memset(&ss, 0, sizeof ss);
-    if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl) : getsockname(fd, (struct sockaddr *)&ss, &sl)) < 0)
+    if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+              : getsockname(fd, (struct sockaddr *)&ss, &sl)) < 0)
         ss.ss_family = AF_UNSPEC;
     addr_text(&ss, out, len);
 }
@@ -583,8 +584,7 @@ static void sock_connected(struct reactor *r, struct sock *s)
 }
 
 /* Starts a non-blocking connect. Returns 0 (in progress or done) or an errno. */
-static int sock_connect(struct reactor *r, struct sock *s, const struct sockaddr *sa,
-                        socklen_t len)
+static int sock_connect(struct reactor *r, struct sock *s, const struct sockaddr *sa, socklen_t len)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

@@ -438,7 +438,9 @@ function skynet.response(pack)
 					c_send(address, PTYPE_ERROR, session, "reply too large")
 				end
 			else
-				r = c_send(address, PTYPE_ERROR, session, "")
+				-- skyjet: response(false, reason) carries the reason to the caller's error
+				local reason = ...
+				r = c_send(address, PTYPE_ERROR, session, reason ~= nil and tostring(reason) or "")
 			end
 			unresponse[response] = nil
 			sent = r and true or false

@@ -4,7 +4,7 @@
 -- "data", fd, frame). Tells the watchdog about opens, closes, errors and send-queue warnings.
 -- Connections beyond `maxclient` are closed at once and logged.
 --   watchdog -> gate (lua): open(conf) -> port, close(), forward(fd[, client, agent]),
---                           accept(fd), kick(fd)
+--                           accept(fd), kick(fd), handoff(fd), release(fd), info()
 --   gate -> watchdog (lua send): "socket", "open"|"close"|"error"|"warning"|"data", fd, ...
 local skynet = require "skynet"
 local driver = require "skynet.socketdriver"
@@ -15,6 +15,7 @@ local maxclient = 1024
 local nodelay = false
 local client_count = 0
 local connections = {} -- fd -> { fd, address, buffer, agent, client, reading }
+local handed_off = {} -- fd -> true: owned by another service, still counted
 local CMD = {}
 
 local DATA, OPEN, CLOSE, ACCEPT, ERROR, WARNING = 1, 2, 3, 4, 5, 7
@@ -172,6 +173,21 @@ function CMD.accept(_, fd)
 	c.agent = nil
 	start_reading(c)
 	deliver_frames(c)
+end
+
+-- Give the socket to another service, which starts it itself (clusteragent does). The
+-- connection still counts against maxclient until that service sends `release`.
+function CMD.handoff(_, fd)
+	assert(connections[fd], "gate handoff: unknown fd")
+	connections[fd] = nil
+	handed_off[fd] = true
+end
+
+function CMD.release(_, fd)
+	if handed_off[fd] then
+		handed_off[fd] = nil
+		client_count = client_count - 1
+	end
 end
 
 function CMD.kick(_, fd)

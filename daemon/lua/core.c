@@ -192,9 +192,10 @@ static int l_launch(lua_State *L)
     const char *mod = luaL_checkstring(L, 1);
     const char *args = luaL_optstring(L, 2, "");
     uint32_t h = service_launch(mod, args);
-    if (!h)
-        return 0;
-    lua_pushnumber(L, h);
+    if (h)
+        lua_pushnumber(L, h);
+    else
+        lua_pushnil(L);
     return 1;
 }
 
@@ -221,9 +222,10 @@ static int l_name(lua_State *L)
 static int l_query(lua_State *L)
 {
     uint32_t h = service_resolve(luaL_checkstring(L, 1));
-    if (!h)
-        return 0;
-    lua_pushnumber(L, h);
+    if (h)
+        lua_pushnumber(L, h);
+    else
+        lua_pushnil(L);
     return 1;
 }
 
@@ -243,9 +245,10 @@ static int l_abort(lua_State *L)
 static int l_getenv(lua_State *L)
 {
     const char *v = env_get(luaL_checkstring(L, 1));
-    if (!v)
-        return 0;
-    lua_pushstring(L, v);
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_pushnil(L);
     return 1;
 }
 
@@ -383,8 +386,9 @@ static int l_localname(lua_State *L)
     char buf[HANDLE_NAME_MAX + 1];
     buf[0] = '.';
     if (handle_namefor((uint32_t)luaL_checknumber(L, 1), buf + 1, sizeof buf - 1) != 0)
-        return 0;
-    lua_pushstring(L, buf);
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, buf);
     return 1;
 }
 
@@ -393,10 +397,27 @@ static int l_monitor(lua_State *L)
     if (!lua_isnoneornil(L, 1))
         service_set_monitor((uint32_t)luaL_checknumber(L, 1));
     uint32_t m = service_get_monitor();
-    if (!m)
-        return 0;
-    lua_pushnumber(L, m);
+    if (m)
+        lua_pushnumber(L, m);
+    else
+        lua_pushnil(L);
     return 1;
+}
+
+/* checkpayload(msg, sz) -> true | false, reason: is this a well-formed serialized message that
+ * came from the network (no light userdata allowed)? */
+static int l_checkpayload(lua_State *L)
+{
+    const void *p = lua_touserdata(L, 1);
+    size_t sz = (size_t)luaL_checkinteger(L, 2);
+    char err[128];
+    if (seri_check(p, sz, 0, err, sizeof err) == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, err);
+    return 2;
 }
 
 /* loadfile(path) -> chunk | nil, err  (through the node's bytecode cache) */
@@ -623,6 +644,7 @@ int luaopen_skynet_core(lua_State *L)
         {"monitor", l_monitor},
         {"count", l_count},
         {"loadfile", l_loadfile},
+        {"checkpayload", l_checkpayload},
         {"command", l_command},
         {"intcommand", l_intcommand},
         {"addresscommand", l_addresscommand},

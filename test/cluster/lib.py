@@ -5,6 +5,7 @@ returns a Node; nodes log to their own file, which tests read (wait_log) to obse
 Every node is stopped by PID when the test ends, and sanitizer reports in any node's output fail
 the test.
 """
+import json
 import os
 import re
 import shutil
@@ -32,10 +33,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+class EvalError(AssertionError):
+    pass
+
+
 class Node:
-    def __init__(self, ctx, name, ini_path, log_path, err_path, daemon=False):
+    def __init__(self, ctx, name, ini_path, log_path, err_path, ctl_port=None):
         self.ctx, self.name = ctx, name
         self.ini, self.log, self.err = ini_path, log_path, err_path
+        self.ctl_port = ctl_port
+        self.conns = {}
         self.errf = open(err_path, "w")
         self.proc = subprocess.Popen([ctx.binary, ini_path], cwd=ctx.tmp, stdout=self.errf,
                                      stderr=subprocess.STDOUT)
@@ -69,6 +76,43 @@ class Node:
                 raise TestFailure(f"node {self.name}: no /{pattern}/ in {timeout}s\n{self.tail()}")
             time.sleep(0.05)
 
+    def eval(self, code, timeout=30, conn="main"):
+        """Run Lua code in the node's testctl service; returns the list of results."""
+        s = self.conns.get(conn)
+        if s is None:
+            s = socket.create_connection(("127.0.0.1", self.ctl_port), timeout=10)
+            self.conns[conn] = s
+        s.settimeout(timeout)
+        data = code.encode()
+        s.sendall(len(data).to_bytes(4, "big") + data)
+        hdr = self._recv(s, 4)
+        body = self._recv(s, int.from_bytes(hdr, "big")).decode(errors="replace")
+        if body.startswith("OK "):
+            return json.loads(body[3:])
+        raise EvalError(f"node {self.name}: {body[4:]}")
+
+    def eval1(self, code, **kw):
+        r = self.eval(code, **kw)
+        return r[0] if r else None
+
+    def close_conns(self):
+        for s in self.conns.values():
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.conns = {}
+
+    @staticmethod
+    def _recv(s, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise EvalError("testctl connection closed")
+            buf += chunk
+        return buf
+
     def signal(self, sig):
         if self.proc.poll() is None:
             os.kill(self.pid, sig)
@@ -80,6 +124,7 @@ class Node:
             raise TestFailure(f"node {self.name} did not exit in {timeout}s\n{self.tail()}")
 
     def stop(self):
+        self.close_conns()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -126,6 +171,33 @@ class Context:
         n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"))
         self.nodes.append(n)
         return n
+
+    def cluster_file(self, nodes, extra=""):
+        """Write clustername.lua: nodes maps name -> port (int) or False."""
+        lines = []
+        for name, port in nodes.items():
+            lines.append(f'{name} = {"false" if port is False else repr("127.0.0.1:%d" % port)}')
+        return self.write("clustername.lua", "\n".join(lines) + "\n" + extra)
+
+    def ctl_node(self, name, cluster_file=None, cluster="", **kw):
+        """A node whose start service is testctl; drive it with node.eval(code)."""
+        port = free_port()
+        if cluster_file:
+            cluster = f"file = {cluster_file}\n{cluster}"
+        ini = self.ini(name, f"testctl {port}", cluster=cluster, **kw)
+        n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"), port)
+        self.nodes.append(n)
+        n.wait_log(r"TESTCTL ready")
+        return n
+
+    def restart(self, node):
+        """Start a stopped node again with the same config (same testctl port)."""
+        node.close_conns()
+        fresh = Node(self, node.name, node.ini, node.log, node.err + ".2", node.ctl_port)
+        self.nodes.append(fresh)
+        start = len(fresh.text())
+        fresh.wait_log(r"TESTCTL ready", start=start)
+        return fresh
 
     def run(self, args, timeout=30, **kw):
         return subprocess.run([self.binary] + args, cwd=self.tmp, capture_output=True, text=True,

@@ -161,47 +161,59 @@ static const char prelude[] =
     "end\n"
     "\n"
     "local deq\n"
-    "local function findkey(t, k)\n"
-    "  if type(k) ~= 'table' and type(k) ~= 'cdata' then return rawget(t, k) ~= nil and k or nil end\n"
-    "  for ka in pairs(t) do if deq(ka, k) then return ka end end\n"
+    "local function findkey(t, k) -- found, key of t\n"
+    "  if type(k) ~= 'table' and type(k) ~= 'cdata' then return rawget(t, k) ~= nil, k end\n"
+    "  for ka in pairs(t) do if deq(ka, k) then return true, ka end end\n"
+    "  return false\n"
+    "end\n"
+    "-- The pairs the encoder sees: LuaJIT's pairs ignores __pairs, the encoder does not.\n"
+    "local function entries(t)\n"
+    "  local mt = getmetatable(t)\n"
+    "  if mt and mt.__pairs then return mt.__pairs(t) end\n"
+    "  return next, t, nil\n"
     "end\n"
     "\n"
     "-- Exact equality of a decoded value a with an expected value b: same Lua type, numbers equal\n"
-    "-- bit for bit in sign (-0.0) and NaN-ness, int64 cdata equal, tables equal entry by entry.\n"
-    "function deq(a, b, path)\n"
-    "  path = path or 'value'\n"
-    "  if b == LUD then return type(a) == 'userdata', path .. ': expected lightuserdata, got ' .. show(a) end\n"
+    "-- in sign (-0.0) and NaN-ness, int64 cdata equal, tables equal entry by entry. On a mismatch\n"
+    "-- the second result is the path to it and what differs, e.g. '[str1:\"x\"][1]: expected ...'.\n"
+    "function deq(a, b)\n"
+    "  if b == LUD then return type(a) == 'userdata', ': expected lightuserdata, got ' .. show(a) end\n"
     "  if getmetatable(b) == LONG then\n"
-    "    return type(a) == 'string' and #a == b.n, ('%s: expected a %d-byte string, got %s'):format(path, b.n, show(a))\n"
+    "    if type(a) == 'string' and #a == b.n then return true end\n"
+    "    return false, (': expected a %d-byte string, got %s'):format(b.n, show(a))\n"
     "  end\n"
     "  b = norm(b)\n"
-    "  local why = ('%s: expected %s, got %s'):format(path, show(b), show(a))\n"
-    "  if type(a) ~= type(b) then return false, why end\n"
-    "  if type(a) == 'number' then\n"
-    "    return (a ~= a and b ~= b) or (a == b and (a ~= 0 or 1 / a == 1 / b)), why\n"
+    "  local same\n"
+    "  if type(a) ~= type(b) then\n"
+    "    same = false\n"
+    "  elseif type(a) == 'number' then\n"
+    "    same = (a ~= a and b ~= b) or (a == b and (a ~= 0 or 1 / a == 1 / b))\n"
     "  elseif type(a) == 'cdata' then\n"
-    "    return ffi.istype('int64_t', a) and a == b, why\n"
+    "    same = ffi.istype('int64_t', a) and a == b\n"
     "  elseif type(a) == 'table' then\n"
     "    local na, nb = 0, 0\n"
     "    for _ in pairs(a) do na = na + 1 end\n"
-    "    for k, v in pairs(b) do\n"
+    "    for k, v in entries(b) do\n"
     "      nb = nb + 1\n"
-    "      local ka = findkey(a, norm(k))\n"
-    "      if ka == nil then return false, ('%s: key %s missing'):format(path, show(k)) end\n"
-    "      local ok, w = deq(a[ka], v, path .. '[' .. show(k) .. ']')\n"
-    "      if not ok then return false, w end\n"
+    "      local found, ka = findkey(a, norm(k))\n"
+    "      if not found then return false, ': key ' .. show(k) .. ' missing' end\n"
+    "      local ok, why = deq(a[ka], v)\n"
+    "      if not ok then return false, '[' .. show(k) .. ']' .. why end\n"
     "    end\n"
-    "    if na ~= nb and not partial[b] then return false, ('%s: %d entries, expected %d'):format(path, na, nb) end\n"
-    "    return true\n"
+    "    if na == nb or partial[b] then return true end\n"
+    "    return false, (': %d entries, expected %d'):format(na, nb)\n"
+    "  else\n"
+    "    same = a == b\n"
     "  end\n"
-    "  return a == b, why\n"
+    "  if same then return true end\n"
+    "  return false, (': expected %s, got %s'):format(show(b), show(a))\n"
     "end\n"
     "\n"
     "function deq_all(got, want)\n"
     "  if got.n ~= want.n then return false, ('%d values, expected %d'):format(got.n, want.n) end\n"
     "  for i = 1, want.n do\n"
-    "    local ok, why = deq(got[i], want[i], 'value ' .. i)\n"
-    "    if not ok then return false, why end\n"
+    "    local ok, why = deq(got[i], want[i])\n"
+    "    if not ok then return false, 'value ' .. i .. why end\n"
     "  end\n"
     "  return true\n"
     "end\n"
@@ -436,12 +448,17 @@ static const char prelude[] =
     "  return ffi.new('int64_t', math.random(0, 2^31 - 1)) * 2^32 + math.random(0, 2^32 - 1) -\n"
     "         (math.random(2) == 1 and ffi.new('int64_t', 2^62) * 2 or 0)\n"
     "end\n"
+    "local pool -- random bytes, NULs included; strings are slices of it\n"
     "local function rnd_string()\n"
-    "  local r, n = math.random(20)\n"
-    "  if r <= 12 then n = math.random(0, 40) elseif r <= 19 then n = math.random(0, 400) else n = math.random(65530, 70000) end\n"
-    "  local t = {}\n"
-    "  for i = 1, n do t[i] = string.char(math.random(0, 255)) end\n"
-    "  return table.concat(t)\n"
+    "  if not pool then\n"
+    "    local t = {}\n"
+    "    for i = 1, 4096 do t[i] = string.char(math.random(0, 255)) end\n"
+    "    pool = table.concat(t):rep(18)\n"
+    "  end\n"
+    "  local r, n = math.random(400)\n"
+    "  if r <= 250 then n = math.random(0, 40) elseif r < 400 then n = math.random(0, 400) else n = math.random(65530, 70000) end\n"
+    "  local at = math.random(1, #pool - n)\n"
+    "  return pool:sub(at, at + n - 1)\n"
     "end\n"
     "local function rnd_key()\n"
     "  local r = math.random(4)\n"
@@ -455,11 +472,11 @@ static const char prelude[] =
     "  if r == 2 then return rnd_string() end\n"
     "  if r == 3 then return math.random(2) == 1 end\n"
     "  if r == 4 then return nil end\n"
-    "  local t = {}\n"
-    "  for i = 1, math.random(0, math.random(2) == 1 and 5 or 40) do\n"
+    "  local t = {} -- about two child tables per table, so values stay small\n"
+    "  for i = 1, math.random(0, depth == 0 and 40 or 5) do\n"
     "    if math.random(10) > 1 then t[i] = random_value(depth + 1) end\n"
     "  end\n"
-    "  for _ = 1, math.random(0, 8) do t[rnd_key()] = random_value(depth + 1) end\n"
+    "  for _ = 1, math.random(0, depth == 0 and 8 or 3) do t[rnd_key()] = random_value(depth + 1) end\n"
     "  return t\n"
     "end\n";
 
@@ -637,21 +654,24 @@ START_TEST(test_unpack_vector_decodes_or_fails_as_recorded)
 }
 END_TEST
 
-START_TEST(test_every_proper_prefix_of_a_vector_fails_cleanly_or_decodes)
+START_TEST(test_every_proper_prefix_of_every_vector_fails_cleanly_or_decodes)
 {
-    const struct vec *v = hexvecs[_i];
     lua_State *L = new_state();
-    for (size_t n = 0; n < v->len; n++) {
-        unsigned char *copy = malloc(n + 1); /* exact size: ASan sees any overread */
-        memcpy(copy, v->bytes, n);
-        if (!agree(L, copy, n, v->name)) {
-            char err[256];
-            seri_check(copy, n, 1, err, sizeof err);
-            ck_assert_msg(strncmp(err, "Invalid serialize stream: ", 26) == 0 ||
-                              strcmp(err, "table index is NaN") == 0,
-                          "%s[:%zu]: %s", v->name, n, err);
+    ck_assert_int_gt(n_hexvecs, 100);
+    for (int i = 0; i < n_hexvecs; i++) {
+        const struct vec *v = hexvecs[i];
+        for (size_t n = 0; n < v->len; n++) {
+            unsigned char *copy = malloc(n + 1); /* exact size: ASan sees any overread */
+            memcpy(copy, v->bytes, n);
+            if (!agree(L, copy, n, v->name)) {
+                char err[256];
+                seri_check(copy, n, 1, err, sizeof err);
+                ck_assert_msg(strncmp(err, "Invalid serialize stream: ", 26) == 0 ||
+                                  strcmp(err, "table index is NaN") == 0,
+                              "%s[:%zu]: %s", v->name, n, err);
+            }
+            free(copy);
         }
-        free(copy);
     }
     lua_close(L);
 }
@@ -829,10 +849,10 @@ END_TEST
 START_TEST(test_lightuserdata_encodes_as_8_pointer_bytes_le)
 {
     lua_State *L = new_state();
-    lua_pushlightuserdata(L, (void *)(uintptr_t)0x0102030405060708ull);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)0x00007f0102030405ull);
     lua_setglobal(L, "lud");
-    expect_chunk(L, "return packs_to('030807060504030201', lud)");
-    expect_chunk(L, "return unpacks_to('030807060504030201', lud)");
+    expect_chunk(L, "return packs_to('0305040302017f0000', lud)");
+    expect_chunk(L, "return unpacks_to('0305040302017f0000', lud)");
     lua_close(L);
 }
 END_TEST
@@ -919,7 +939,7 @@ START_TEST(test_failing_pack_after_heap_growth_leaks_nothing)
     size_t before = heap_in_use();
     for (int round = 0; round < 4; round++) {
         lua_State *L = new_state();
-        ck_assert(luaL_dostring(L, "big = ('\\1'):rep(1 << 20)") == 0);
+        ck_assert(luaL_dostring(L, "big = ('\\1'):rep(2^20)") == 0);
         for (size_t i = 0; i < sizeof failing / sizeof failing[0]; i++) {
             ck_assert_msg(luaL_dostring(L, failing[i]) != 0, "%s did not fail", failing[i]);
             lua_settop(L, 0);
@@ -999,7 +1019,7 @@ START_TEST(test_lenient_forms_decode_like_skynet)
     expect_chunk(L, "return unpacks_to('08f811f9', nil, nil, true, true)");
     expect_chunk(L, "return unpacks_to('1201002201000000320100000000000000', 1, 1, 1)");
     expect_chunk(L, "return unpacks_to('15050068656c6c6f25020000006869', 'hello', 'hi')");
-    expect_chunk(L, "return unpacks_to('fe020a0100', {1}) and unpacks_to('fe0200', {})");
+    expect_chunk(L, "return unpacks_to('fe0a010a0100', {1}) and unpacks_to('fe0200', {})");
     expect_chunk(L, "return unpacks_to('fe32ffffffffffffffff0a010a0500', {5})");
     lua_close(L);
 }
@@ -1028,7 +1048,7 @@ START_TEST(test_integers_beyond_2_53_decode_to_exact_int64_cdata)
 {
     lua_State *L = new_state();
     expect_chunk(L, "return unpacks_to('320100000000002000', 0x20000000000001LL)");
-    expect_chunk(L, "return unpacks_to('32ffffffffffdfffff', -0x20000000000001LL)");
+    expect_chunk(L, "return unpacks_to('32ffffffffffffdfff', -0x20000000000001LL)");
     expect_chunk(L, "return unpacks_to('32ffffffffffffff7f', 0x7fffffffffffffffLL)");
     expect_chunk(L, "local v = seri.unpack(unhex('320100000000002000')) "
                     "return type(v) == 'cdata' and tostring(v) == '9007199254740993LL'");
@@ -1201,7 +1221,7 @@ END_TEST
 START_TEST(test_strings_of_every_length_class_round_trip_with_nul_bytes)
 {
     lua_State *L = new_state();
-    expect_chunk(L, "for _, n in ipairs({0, 1, 31, 32, 255, 65535, 65536, 1 << 20}) do "
+    expect_chunk(L, "for _, n in ipairs({0, 1, 31, 32, 255, 65535, 65536, 2^20}) do "
                     "  local s = ('\\0\\255x'):rep(n):sub(1, n) "
                     "  local ok, why = roundtrips(s, {s}, {[s] = s}) "
                     "  if not ok then return false, n .. ': ' .. why end "
@@ -1304,7 +1324,29 @@ END_TEST
 
 /* ---- regressions found by fuzz_seri ---- */
 
-/*REGRESSIONS*/
+/* fuzz_seri, first minute: a decoded value nested deeper than 32 with more than 256 bytes
+ * before the deep part failed to re-pack, and LeakSanitizer (which cannot see into LuaJIT's own
+ * heap) reported the block as lost until the next GC. The encoder now frees it as it raises. */
+START_TEST(test_regression_failed_pack_frees_its_block_before_the_gc_runs)
+{
+    lua_State *L = new_state();
+    ck_assert(luaL_dostring(L, "deep = seri.unpack(('\\14'):rep(39) .. '\\6\\0' .. "
+                               "('\\0'):rep(39)) big = ('y'):rep(2^20)") == 0);
+    lua_gc(L, LUA_GCSTOP, 0);
+    size_t before = heap_in_use();
+    for (int i = 0; i < 8; i++) {
+        ck_assert(luaL_dostring(L, "return seri.packstring(big, deep)") != 0);
+        ck_assert_str_eq(lua_tostring(L, -1), "serialize can't pack too depth table");
+        lua_settop(L, 0);
+    }
+#ifdef HAVE_LSAN
+    ck_assert_msg(__lsan_do_recoverable_leak_check() == 0, "block left to the GC");
+#endif
+    size_t after = heap_in_use();
+    ck_assert_msg(after < before + (1u << 20), "heap grew from %zu to %zu", before, after);
+    lua_close(L);
+}
+END_TEST
 
 static Suite *seri_suite(void)
 {
@@ -1316,8 +1358,7 @@ static Suite *seri_suite(void)
     tcase_add_loop_test(tc, test_pack_vector_bytes_decode_to_described_value, 0, vf_pack.n);
     tcase_add_loop_test(tc, test_pack_error_vector_raises_or_packs_as_recorded, 0, vf_errors.n);
     tcase_add_loop_test(tc, test_unpack_vector_decodes_or_fails_as_recorded, 0, vf_unpack.n);
-    tcase_add_loop_test(tc, test_every_proper_prefix_of_a_vector_fails_cleanly_or_decodes, 0,
-                        n_hexvecs);
+    tcase_add_test(tc, test_every_proper_prefix_of_every_vector_fails_cleanly_or_decodes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encoder");
@@ -1374,7 +1415,7 @@ static Suite *seri_suite(void)
     tc = tcase_create("agreement");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_random_and_mutated_inputs_agree_between_check_and_unpack);
-    /*REGISTER*/
+    tcase_add_test(tc, test_regression_failed_pack_frees_its_block_before_the_gc_runs);
     suite_add_tcase(s, tc);
     return s;
 }

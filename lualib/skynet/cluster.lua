@@ -1,0 +1,131 @@
+-- skynet.cluster: calls and sends to services on other nodes. Requests go through the node's
+-- clustersender (one per remote node, found through clusterd and cached here forever: a reload
+-- reconfigures the same sender); arguments are serialised at call time. Every failure raises an
+-- error containing "call failed" plus the node, the address and the reason.
+local skynet = require "skynet"
+
+local cluster = {}
+local clusterd
+local senders = {} -- node -> sender handle
+local pending_sends = {} -- node -> queue of pushes waiting for the sender lookup
+
+local function get_sender(node)
+	local s = senders[node]
+	if not s then
+		s = skynet.call(clusterd, "lua", "sender", node)
+		senders[node] = s
+	end
+	return s
+end
+
+-- Pushes made before the sender is known keep their order: they queue here while the first
+-- lookup runs, then drain in order.
+local function push_queued(node, address, msg, sz)
+	local q = pending_sends[node]
+	if q then
+		q[#q + 1] = { address, msg, sz }
+		return
+	end
+	q = { { address, msg, sz } }
+	pending_sends[node] = q
+	skynet.fork(function()
+		local ok, s = pcall(get_sender, node)
+		pending_sends[node] = nil
+		for _, t in ipairs(q) do
+			if ok then
+				skynet.send(s, "lua", "push", t[1], t[2], t[3])
+			else
+				skynet.trash(t[2], t[3])
+			end
+		end
+		for _, co in ipairs(q.waiters or {}) do
+			skynet.wakeup(co)
+		end
+		if not ok then
+			skynet.error(string.format("cluster.send to %s dropped %d message(s): %s", node, #q,
+				tostring(s)))
+		end
+	end)
+end
+
+-- A call made while earlier sends to the node still wait for the sender lookup goes after them.
+local function after_queued_sends(node)
+	local q = pending_sends[node]
+	if q then
+		local co = coroutine.running()
+		q.waiters = q.waiters or {}
+		q.waiters[#q.waiters + 1] = co
+		skynet.wait(co)
+	end
+end
+
+function cluster.call(node, address, ...)
+	local msg, sz = skynet.pack(...)
+	after_queued_sends(node)
+	local s = senders[node]
+	if not s then
+		local ok, err = pcall(get_sender, node)
+		if not ok then
+			skynet.trash(msg, sz)
+			error(string.format("call failed: cluster node %s: %s", tostring(node), tostring(err)), 2)
+		end
+		s = err
+	end
+	return skynet.unpack(skynet.rawcall(s, "lua", skynet.pack("req", address, msg, sz)))
+end
+
+function cluster.send(node, address, ...)
+	local msg, sz = skynet.pack(...)
+	local s = senders[node]
+	if s and not pending_sends[node] then
+		skynet.send(s, "lua", "push", address, msg, sz)
+	else
+		push_queued(node, address, msg, sz)
+	end
+end
+
+function cluster.open(port, maxclient)
+	if type(port) == "string" then
+		return skynet.call(clusterd, "lua", "listen", port, nil, maxclient)
+	end
+	return skynet.call(clusterd, "lua", "listen", "0.0.0.0", port, maxclient)
+end
+
+function cluster.reload(config)
+	skynet.call(clusterd, "lua", "reload", config)
+end
+
+function cluster.proxy(node, name)
+	return skynet.call(clusterd, "lua", "proxy", node, name)
+end
+
+function cluster.register(name, addr)
+	assert(type(name) == "string")
+	assert(addr == nil or type(addr) == "number")
+	return skynet.call(clusterd, "lua", "register", name, addr)
+end
+
+function cluster.unregister(name)
+	assert(type(name) == "string")
+	return skynet.call(clusterd, "lua", "unregister", name)
+end
+
+function cluster.query(node, name)
+	return skynet.unpack(skynet.rawcall(get_sender(node), "lua",
+		skynet.pack("req", 0, skynet.pack(name))))
+end
+
+function cluster.get_sender(node)
+	return get_sender(node)
+end
+
+-- skyjet: the state of every remote node (address, connected, pending, bytes, last error).
+function cluster.status()
+	return skynet.call(clusterd, "lua", "status")
+end
+
+skynet.init(function()
+	clusterd = skynet.uniqueservice("clusterd")
+end)
+
+return cluster
