@@ -147,19 +147,23 @@ static int daemonize(void)
     return 0;
 }
 
-/* Give memory of released services back to the system once churn has settled: many services
- * released since the last trim and no launch for a second (trimming during a spawn storm would
- * only make the next allocations fault the pages in again). Called from the main loop. */
+/* Give memory of released services back to the system once churn has settled: at least 64
+ * services released since the last trim, and no launch or release for a second (trimming during
+ * a spawn storm would only make the next allocations fault the pages in again). Called from the
+ * main loop every 100 ms. */
 static void housekeeping(void)
 {
-    static uint64_t trimmed_at, last_launched, quiet_ticks;
+    static uint64_t trimmed_at, last_launched, last_released, quiet_ticks;
     uint64_t launched = service_launched_total(), released = service_released_total();
-    quiet_ticks = launched == last_launched ? quiet_ticks + 1 : 0;
+    int quiet = launched == last_launched && released == last_released;
+    quiet_ticks = quiet ? quiet_ticks + 1 : 0;
     last_launched = launched;
-    if (released - trimmed_at >= 1000 && quiet_ticks >= 10) {
+    last_released = released;
+    if (released - trimmed_at >= 64 && quiet_ticks >= 10) {
         trimmed_at = released;
         malloc_trim(0);
-        log_write(0, LOG_DEBUG, "memory trimmed after %llu services released", (unsigned long long)released);
+        log_write(0, LOG_DEBUG, "memory trimmed after %llu services released",
+                  (unsigned long long)released);
     }
 }
 

@@ -22,8 +22,9 @@ local forward_map = {
 }
 
 skynet.forward_type(forward_map, function()
-	local clusterd = skynet.uniqueservice "clusterd"
-	-- responses are forwarded unfreed here (forward_type), so free this one ourselves
+	-- responses are forwarded unfreed here (forward_type): make no skynet.call, and free the
+	-- one rawcall reply ourselves. clusterd created us, so its name is already bound.
+	local clusterd = assert(skynet.localname ".clusterd", "clusterd is not running")
 	local msg, sz = skynet.rawcall(clusterd, "lua", skynet.pack("sender", node))
 	local sender = skynet.unpack(msg, sz)
 	skynet.trash(msg, sz)

@@ -15,6 +15,14 @@
 
 /* ---- mq ---- */
 
+static int dropped;
+static void count_drop(struct message *m, void *ud)
+{
+    (void)ud;
+    free(m->data);
+    dropped++;
+}
+
 START_TEST(test_mq_keeps_fifo_order_across_growth)
 {
     struct mq *q = mq_create(7);
@@ -39,16 +47,9 @@ START_TEST(test_mq_keeps_fifo_order_across_growth)
     mq_pop(q, &m);
     mq_mark_release(q);
     ck_assert_ptr_eq(mq_global_pop(), q);
+    ck_assert_int_eq(mq_release(q, count_drop, NULL), 1);
 }
 END_TEST
-
-static int dropped;
-static void count_drop(struct message *m, void *ud)
-{
-    (void)ud;
-    free(m->data);
-    dropped++;
-}
 
 START_TEST(test_mq_release_drains_every_message)
 {
