@@ -1,7 +1,9 @@
 -- demo_main: the demo node's start service. Starts a key/value store and N clients that talk
--- to it concurrently, waits for them, prints what the store saw, and stops the node.
+-- to it concurrently, waits for them, prints what the store saw, calls a greeter on the second
+-- demo node over the cluster (directly and through a proxy), then stops both nodes.
 local skynet = require "skynet"
 require "skynet.manager"
+local cluster = require "skynet.cluster"
 
 local nclients = tonumber(...) or 3
 
@@ -24,6 +26,16 @@ skynet.start(function()
 	skynet.error(string.format("store: %d keys, %d puts, %d gets", stats.keys, stats.puts, stats.gets))
 	local ok, err = pcall(skynet.call, store, "lua", "get_strict", "no-such-key")
 	skynet.error("a failing call raises in the caller: " .. tostring(err))
+	-- the cluster part: scripts/demo starts node "demo2" next to us
+	local ok2, greeting = pcall(cluster.call, "demo2", "@greeter", "greet", skynet.getenv "nodename")
+	if ok2 then
+		skynet.error("cluster call to demo2: " .. greeting)
+		local proxy = cluster.proxy "demo2@greeter"
+		skynet.error("through a proxy: " .. skynet.call(proxy, "lua", "greet", "a proxy"))
+		skynet.error("demo2 says " .. cluster.call("demo2", "@greeter", "stop"))
+	else
+		skynet.error("node demo2 is not running (start it with ./skyjet config/node2.ini): " .. greeting)
+	end
 	skynet.error("demo done; stopping the node")
 	skynet.abort()
 end)

@@ -315,3 +315,29 @@ def test_hostile_frames_close_that_link_and_others_keep_working(ctx):
     a.eval("G.stop = true")
     check(b.proc.poll() is None, "node alive")
     b.wait_log(r"exceeds max_message")
+
+
+def test_trace_tag_crosses_the_wire_and_shows_in_the_callee_log(ctx):
+    a, b, _ = pair(ctx)
+    tag = a.eval1('skynet.trace("across") cluster.call("n2", "@probe", "echo", 1) return skynet.tracetag()')
+    check(tag and tag.startswith(":"), tag)
+    m = b.wait_log(r"<TRACE (\(\S+-n2-\d+\)" + tag.replace("-", r"\-") + r")> \d+ request")
+    check(m, "callee node logs the request under the caller's tag")
+
+
+def test_status_disconnect_and_connect(ctx):
+    a, b, _ = pair(ctx)
+    a.eval('cluster.call("n2", "@probe", "echo", 1)')
+    st = a.eval1("return cluster.status()")
+    n2 = st["n2"]
+    check(n2["connected"] is True and n2["requests"] >= 1 and n2["bytes_out"] > 0 and
+          n2["bytes_in"] > 0 and n2["pending"] == 0, n2)
+    check(st["n1"]["connected"] is False, "no sender to ourselves")
+    a.eval('skynet.call(".clusterd", "lua", "disconnect", "n2")')
+    check(a.eval1("return cluster.status().n2.connected") is False, "disconnected")
+    check(a.eval1('return skynet.call(".clusterd", "lua", "connect", "n2")') is True, "connect")
+    check(a.eval1("return cluster.status().n2.connected") is True, "connected again")
+    check(a.eval1('return cluster.call("n2", "@probe", "echo", 2)') == 2, "works")
+    err = a.eval1('return select(2, pcall(cluster.call, "n2", "@probe", "fail", "x"))')
+    check("x" in err, err)
+    check("x" in a.eval1("return cluster.status().n2.last_error"), "last error kept")

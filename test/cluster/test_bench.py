@@ -1,0 +1,37 @@
+"""The benchmark suite (scripts/bench, test/bench/) in a smoke run: every workload runs once with
+tiny counts on real nodes of the binary under test and reports a positive value. Speed is never
+asserted: this only proves that the suite works, so that a real run on a quiet machine will."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+from lib import check
+
+# Every result the suite reports, one per workload variant (test/bench/README.md).
+NAMES = ["loopback_pingpong", "loopback_bulk", "local_call_1x1", "local_call_1x64",
+         "local_call_2x1", "local_call_4x16", "local_send", "cluster_call_1", "cluster_call_16",
+         "cluster_call_256", "cluster_proxy_16", "cluster_send", "cluster_large",
+         "rss_per_service", "spawn_1", "spawn_16"]
+
+
+def test_smoke_run_reports_a_positive_value_for_every_workload(ctx):
+    p = subprocess.run([sys.executable, os.path.join(ctx.root, "scripts", "bench"), "--smoke",
+                        "--runs", "1", "--bin", ctx.binary, "--out", ctx.tmp],
+                       cwd=ctx.tmp, capture_output=True, text=True, timeout=240)
+    output = p.stdout + p.stderr
+    check(p.returncode == 0, f"scripts/bench --smoke exited with {p.returncode}\n{output[-6000:]}")
+    files = glob.glob(os.path.join(ctx.tmp, "bench-*.json"))
+    check(len(files) == 1, f"one JSON result expected in {ctx.tmp}, found {files}\n{output[-3000:]}")
+    with open(files[0]) as f:
+        result = json.load(f)
+    check(result["failures"] == [], f"failed runs: {result['failures']}")
+    for name in NAMES:
+        row = result["results"].get(name)
+        check(row is not None, f"no result for {name}\n{output[-3000:]}")
+        check(row["median"] > 0, f"{name}: value {row['median']} is not positive")
+        check(name in p.stdout, f"{name} missing from the printed table\n{p.stdout}")
+    for name in ("cluster_call_1", "cluster_call_256", "cluster_large", "loopback_pingpong"):
+        row = result["results"][name]
+        check(0 < row["p50_us_median"] <= row["p99_us_median"], f"{name}: p50/p99 {row}")
