@@ -23,16 +23,29 @@
  * identity when used as table keys, so a key beyond 2^53 decodes to a key nobody can index by
  * value. Light userdata is written as 8 bytes LE of the pointer (never leaves the process). */
 
-#define LUA_TCDATA 10      /* LuaJIT's type tag of FFI cdata; lua.h does not name it */
-#define SERI_PACK_DEPTH 32 /* encoder: Skynet refuses a value deeper than this (A.8) */
-#define SERI_INLINE 256    /* encoder: the first bytes of a message stay on the C stack */
+#define LUA_TCDATA 10          /* LuaJIT's type tag of FFI cdata; lua.h does not name it */
+#define SERI_PACK_DEPTH 32     /* encoder: Skynet refuses a value deeper than this (A.8) */
+#define SERI_INLINE 256        /* encoder: the first bytes of a message stay on the C stack */
 #define SERI_PRESIZE (1 << 20) /* decoder: cap on the array slots allocated before reading */
 #define SERI_POINTER_BITS 47   /* LuaJIT refuses light userdata beyond 47 bits */
 
-enum { SERI_NIL, SERI_BOOLEAN, SERI_NUMBER, SERI_USERDATA, SERI_SHORT_STRING, SERI_LONG_STRING,
-       SERI_TABLE };
-enum { SERI_NUM_ZERO = 0, SERI_NUM_BYTE = 1, SERI_NUM_WORD = 2, SERI_NUM_DWORD = 4,
-       SERI_NUM_QWORD = 6, SERI_NUM_REAL = 8 };
+enum {
+    SERI_NIL,
+    SERI_BOOLEAN,
+    SERI_NUMBER,
+    SERI_USERDATA,
+    SERI_SHORT_STRING,
+    SERI_LONG_STRING,
+    SERI_TABLE
+};
+enum {
+    SERI_NUM_ZERO = 0,
+    SERI_NUM_BYTE = 1,
+    SERI_NUM_WORD = 2,
+    SERI_NUM_DWORD = 4,
+    SERI_NUM_QWORD = 6,
+    SERI_NUM_REAL = 8
+};
 #define SERI_TYPE(type, cookie) ((unsigned char)((type) | (cookie) << 3))
 
 /* ---- LuaJIT FFI helpers, cached per lua_State in the registry ---- */
@@ -91,7 +104,7 @@ struct seri_box { /* a full userdata whose __gc frees p: the owner of the heap b
 
 struct seri_writer {
     lua_State *L;
-    unsigned char *buf;     /* inline_buf, or owner->p once the message outgrew it */
+    unsigned char *buf; /* inline_buf, or owner->p once the message outgrew it */
     size_t len, cap;
     int box;                /* stack slot reserved for the owner userdata */
     struct seri_box *owner; /* NULL while buf is inline_buf */
@@ -423,7 +436,8 @@ struct seri_reader {
     char err[160];
 };
 
-static int seri_fail(struct seri_reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int seri_fail(struct seri_reader *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Record why the stream is bad; returns -1 for the caller to pass up. */
 static int seri_fail(struct seri_reader *r, const char *fmt, ...)
@@ -720,8 +734,10 @@ int seri_unpack(lua_State *L)
 
 int luaopen_skynet_seri(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {
-        {"pack", seri_pack}, {"packstring", seri_packstring}, {"unpack", seri_unpack}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"pack", seri_pack},
+                                     {"packstring", seri_packstring},
+                                     {"unpack", seri_unpack},
+                                     {NULL, NULL}};
     lua_createtable(L, 0, 3);
     luaL_register(L, NULL, funcs);
     return 1;
