@@ -179,6 +179,43 @@ static void stop_services(int timeout_ms)
     }
 }
 
+static void notify(const char *name, const char *text)
+{
+    uint32_t h = service_resolve(name);
+    if (h) {
+        char *copy = strdup(text);
+        service_send(0, h, PTYPE_TEXT, 0, copy, strlen(text));
+    }
+}
+
+/* SIGTERM: stop accepting and starting new work, let in-flight work finish for up to
+ * timeout_ms (services that still owe answers hold the node: service_hold), then retire every
+ * service (their sockets close, so peers see the links go) and return. A second SIGTERM/SIGINT
+ * cuts the wait short. */
+static void graceful_stop(int timeout_ms, sigset_t *signals)
+{
+    service_set_stopping();
+    notify(".clusterd", "shutdown");
+    notify(".launcher", "shutdown");
+    struct timespec tick = {0, 10 * 1000000};
+    int idle_ticks = 0;
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        int sig = sigtimedwait(signals, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_write(0, LOG_WARN, "second %s: stopping now", strsignal(sig));
+            break;
+        }
+        /* settled: nothing held and no queue has work, for 50 ms in a row */
+        idle_ticks = (service_holds() <= 0 && mq_global_empty()) ? idle_ticks + 1 : 0;
+        if (idle_ticks >= 5)
+            break;
+        if (waited + 10 >= timeout_ms)
+            log_write(0, LOG_WARN, "shutdown_timeout (%d ms) reached with work in flight",
+                      timeout_ms);
+    }
+    stop_services(2000);
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -311,8 +348,9 @@ int main(int argc, char **argv)
         int sig = sigtimedwait(&wanted, NULL, &tick);
         housekeeping();
         if (sig == SIGTERM || sig == SIGINT) {
-            log_write(0, LOG_INFO, "signal %s: stopping node %s", strsignal(sig), cfg.name);
-            stop_services(cfg.shutdown_timeout_ms);
+            log_write(0, LOG_INFO, "signal %s: stopping node %s (in-flight work may take %d ms)",
+                      strsignal(sig), cfg.name, cfg.shutdown_timeout_ms);
+            graceful_stop(cfg.shutdown_timeout_ms, &wanted);
             break;
         } else if (sig == SIGUSR1) {
             int rc = log_reopen();

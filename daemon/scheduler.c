@@ -118,6 +118,11 @@ struct service_watch *scheduler_watch(int i)
     return (i >= 0 && i < sched.n) ? &sched.workers[i].watch : NULL;
 }
 
+uint64_t scheduler_messages(int i)
+{
+    return (i >= 0 && i < sched.n) ? atomic_load(&sched.workers[i].watch.messages) : 0;
+}
+
 uint64_t scheduler_busy_ns(int i)
 {
     return (i >= 0 && i < sched.n) ? atomic_load(&sched.workers[i].busy_ns) : 0;

@@ -18,5 +18,7 @@ int scheduler_threads(void);
 struct service_watch *scheduler_watch(int i);
 /* Nanoseconds worker i has spent handling messages, for the busy ratio. */
 uint64_t scheduler_busy_ns(int i);
+/* Messages handled by worker i. */
+uint64_t scheduler_messages(int i);
 
 #endif

@@ -26,6 +26,7 @@ struct service {
     void *ud;
     int session_id;
     atomic_int endless;
+    atomic_int internal;
     atomic_uint_fast64_t messages, cpu_ns;
 };
 
@@ -35,6 +36,12 @@ static int nmodules;
 static atomic_size_t live;
 static atomic_uint_fast64_t launched_total, released_total;
 static atomic_uint monitor;
+static atomic_int holds, stopping;
+
+void service_hold(int delta) { atomic_fetch_add(&holds, delta); }
+int service_holds(void) { return atomic_load(&holds); }
+void service_set_stopping(void) { atomic_store(&stopping, 1); }
+int service_stopping(void) { return atomic_load(&stopping); }
 
 void service_set_monitor(uint32_t handle) { atomic_store(&monitor, handle); }
 uint32_t service_get_monitor(void) { return atomic_load(&monitor); }
@@ -252,6 +259,24 @@ int service_stat(uint32_t handle, struct service_stat *out)
     return 0;
 }
 
+void service_set_internal(uint32_t handle)
+{
+    struct service *s = grab(handle);
+    if (s) {
+        atomic_store(&s->internal, 1);
+        release(s);
+    }
+}
+
+int service_is_internal(uint32_t handle)
+{
+    struct service *s = grab(handle);
+    int r = s ? atomic_load(&s->internal) : 0;
+    if (s)
+        release(s);
+    return r;
+}
+
 int service_endless(struct service *s) { return atomic_exchange(&s->endless, 0); }
 
 void service_mark_endless(uint32_t handle)
@@ -275,6 +300,7 @@ static void deliver(struct service_watch *w, struct service *s, struct message *
         service_free_message(m->type, m->source, m->data, m->size);
     atomic_fetch_add(&s->cpu_ns, now_ns() - t0);
     atomic_fetch_add(&s->messages, 1);
+    atomic_fetch_add_explicit(&w->messages, 1, memory_order_relaxed);
     atomic_store(&w->dest, 0);
     atomic_fetch_add(&w->version, 1);
 }

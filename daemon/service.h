@@ -50,6 +50,7 @@ struct service_module {
 struct service_watch {
     atomic_uint version; /* bumped at the start and end of every message */
     atomic_uint source, dest;
+    atomic_uint_fast64_t messages; /* messages this worker has handled */
 };
 
 /* Hooks from the floors above (set once at start-up by main.c). */
@@ -77,6 +78,17 @@ int service_kill(uint32_t handle);
 /* Retire every service. */
 void service_abort(void);
 size_t service_count(void);
+/* Shutdown: services that still have in-flight work hold the node open (service_hold(+1/-1));
+ * service_stopping() is set once SIGTERM arrives. */
+void service_hold(int delta);
+int service_holds(void);
+void service_set_stopping(void);
+int service_stopping(void);
+/* Node-internal services (launcher, clusterd, ...) are marked so the cluster never lets a remote
+ * peer call them. */
+void service_set_internal(uint32_t handle);
+int service_is_internal(uint32_t handle);
+
 /* Services launched / released since start (for housekeeping and metrics). */
 uint64_t service_launched_total(void);
 uint64_t service_released_total(void);

@@ -21,6 +21,10 @@ local tracetag -- applies to the next request only
 local name_cache = {} -- "@name" -> handle
 local name_waiting = {} -- "@name" -> coroutines waiting for a query in flight
 local closed = false
+local inflight = 0 -- requests handed to local services and not answered yet
+local draining = false -- the node is stopping: finish in-flight requests, then close
+local holding = false
+local finish_drain
 local CMD = {}
 
 local DATA, CLOSE, ERROR = 1, 3, 5
@@ -44,6 +48,20 @@ end
 
 local function reply_error(session, text)
 	write(cluster.packresponse(session, false, text))
+end
+
+local shutdown
+
+-- The node is stopping and nothing is in flight any more: close the link so the peer knows.
+function finish_drain()
+	if holding then
+		holding = false
+		core.hold(-1)
+	end
+	if not closed then
+		driver.close(fd)
+		shutdown("node stopping")
+	end
 end
 
 local function query_name(name)
@@ -135,6 +153,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 		return
 	end
 	local rmsg, rsz
+	inflight = inflight + 1
 	if tag then
 		ok, rmsg, rsz = pcall(skynet.tracecall, tag, target, "lua", msg, sz)
 	else
@@ -144,6 +163,10 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 		write(cluster.packresponse(session, true, skynet.tostring(rmsg, rsz) or ""))
 	else
 		reply_error(session, tostring(rmsg))
+	end
+	inflight = inflight - 1
+	if draining and inflight == 0 then
+		finish_drain()
 	end
 end
 
@@ -193,8 +216,6 @@ local function on_part(session, msg, sz, more)
 	skynet.fork(dispatch, req.addr, session, payload, psz, req.is_push, req.tag)
 end
 
-local shutdown
-
 local function on_frame(body)
 	local ok, addr, session, msg, sz, padding, is_push = pcall(cluster.unpackrequest, body)
 	if not ok then
@@ -234,6 +255,13 @@ local function on_frame(body)
 	end
 	local tag = tracetag
 	tracetag = nil
+	if draining then
+		skynet.trash(msg, sz)
+		if session ~= 0 then
+			reply_error(session, "node is shutting down")
+		end
+		return
+	end
 	if session == 0 then
 		dispatch(addr, 0, msg, sz, true, tag)
 	else
@@ -286,6 +314,16 @@ function CMD.namechange()
 	name_cache = {}
 end
 
+function CMD.drain()
+	draining = true
+	if inflight == 0 then
+		finish_drain()
+	elseif not holding then
+		holding = true
+		core.hold(1)
+	end
+end
+
 function CMD.exit()
 	if not closed then
 		driver.close(fd)
@@ -294,6 +332,7 @@ function CMD.exit()
 end
 
 skynet.start(function()
+	require("skynet.core").internal() -- never callable from other nodes
 	skynet.dispatch("lua", function(_, _, cmd, ...)
 		local f = CMD[cmd]
 		if f then

@@ -347,7 +347,22 @@ skynet.register_protocol {
 	id = skynet.PTYPE_TEXT,
 	unpack = skynet.tostring,
 	dispatch = function(_, _, text)
-		if text == "reload" then
+		if text == "shutdown" then
+			-- SIGTERM: stop accepting, let agents finish what is in flight, then close
+			for gate in pairs(gates) do
+				pcall(skynet.call, gate, "lua", "close")
+			end
+			for agent in pairs(agents) do
+				skynet.send(agent, "lua", "drain")
+			end
+			log("node stopping: listeners closed, %d inbound link(s) draining", (function()
+				local n = 0
+				for _ in pairs(agents) do
+					n = n + 1
+				end
+				return n
+			end)())
+		elseif text == "reload" then
 			local ok, err = pcall(reload)
 			if not ok then
 				log("cluster reload failed, node table unchanged: %s", tostring(err))
@@ -357,6 +372,7 @@ skynet.register_protocol {
 }
 
 skynet.start(function()
+	require("skynet.core").internal() -- never callable from other nodes
 	if config_file then
 		local ok, err = pcall(function()
 			apply(read_file())

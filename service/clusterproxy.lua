@@ -22,6 +22,7 @@ local forward_map = {
 }
 
 skynet.forward_type(forward_map, function()
+	require("skynet.core").internal() -- never callable from other nodes
 	-- responses are forwarded unfreed here (forward_type): make no skynet.call, and free the
 	-- one rawcall reply ourselves. clusterd created us, so its name is already bound.
 	local clusterd = assert(skynet.localname ".clusterd", "clusterd is not running")

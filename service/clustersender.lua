@@ -192,6 +192,7 @@ function CMD.connect()
 end
 
 skynet.start(function()
+	require("skynet.core").internal() -- never callable from other nodes
 	if address then
 		new_channel()
 	end

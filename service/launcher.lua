@@ -90,7 +90,12 @@ local function join_args(service, ...)
 	return table.concat(args, " ")
 end
 
+local stopping = false
+
 function CMD.LAUNCH(_, mod, service, ...)
+	if stopping then
+		error("node is stopping: not launching " .. tostring(service))
+	end
 	local param = join_args(service, ...)
 	local inst = skynet.launch(mod, param)
 	local response = skynet.response()
@@ -140,7 +145,9 @@ skynet.register_protocol {
 	id = skynet.PTYPE_TEXT,
 	unpack = skynet.tostring,
 	dispatch = function(_, address, cmd)
-		if cmd == "" then
+		if cmd == "shutdown" and address == 0 then
+			stopping = true
+		elseif cmd == "" then
 			CMD.LAUNCHOK(address)
 		elseif cmd == "ERROR" then
 			CMD.ERROR(address)
@@ -149,3 +156,4 @@ skynet.register_protocol {
 }
 
 skynet.start(function() end)
+	require("skynet.core").internal() -- never callable from other nodes

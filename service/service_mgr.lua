@@ -92,5 +92,6 @@ skynet.dispatch("lua", function(_, _, cmd, ...)
 end)
 
 skynet.start(function()
+	require("skynet.core").internal() -- never callable from other nodes
 	skynet.register ".service"
 end)

@@ -8,6 +8,7 @@
 #include "handle.h"
 #include "host.h"
 #include "log.h"
+#include "scheduler.h"
 #include "service.h"
 #include "seri.h"
 
@@ -420,6 +421,119 @@ static int l_checkpayload(lua_State *L)
     return 2;
 }
 
+/* stats() -> the runtime's counters, for metrics and the debug console */
+static int l_stats(lua_State *L)
+{
+    lua_createtable(L, 0, 12);
+    lua_pushnumber(L, (lua_Number)service_count());
+    lua_setfield(L, -2, "services");
+    lua_pushnumber(L, (lua_Number)service_launched_total());
+    lua_setfield(L, -2, "launched");
+    lua_pushnumber(L, (lua_Number)service_released_total());
+    lua_setfield(L, -2, "released");
+    lua_pushnumber(L, clock_pending());
+    lua_setfield(L, -2, "timers");
+    lua_pushnumber(L, (lua_Number)clock_hpc());
+    lua_setfield(L, -2, "hpc");
+    int n = scheduler_threads();
+    uint64_t messages = 0;
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        uint64_t m = scheduler_messages(i);
+        messages += m;
+        lua_pushnumber(L, (lua_Number)m);
+        lua_setfield(L, -2, "messages");
+        lua_pushnumber(L, (lua_Number)scheduler_busy_ns(i));
+        lua_setfield(L, -2, "busy_ns");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "workers");
+    lua_pushnumber(L, (lua_Number)messages);
+    lua_setfield(L, -2, "messages");
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    lua_createtable(L, 0, 4);
+    for (int i = 0; i < 4; i++) {
+        lua_pushnumber(L, (lua_Number)log_count((enum log_level)i));
+        lua_setfield(L, -2, levels[i]);
+    }
+    lua_setfield(L, -2, "log");
+    /* the longest queue, and how many are waiting in all */
+    size_t cap = handle_count() + 64;
+    uint32_t *handles = malloc(cap * sizeof *handles);
+    size_t k = handles ? handle_list(handles, cap) : 0;
+    if (k > cap)
+        k = cap;
+    size_t longest = 0, waiting = 0;
+    for (size_t i = 0; i < k; i++) {
+        struct service_stat st;
+        if (service_stat(handles[i], &st) == 0) {
+            waiting += st.mqlen;
+            if (st.mqlen > longest)
+                longest = st.mqlen;
+        }
+    }
+    free(handles);
+    lua_pushnumber(L, (lua_Number)longest);
+    lua_setfield(L, -2, "mq_max");
+    lua_pushnumber(L, (lua_Number)waiting);
+    lua_setfield(L, -2, "mq_total");
+    return 1;
+}
+
+/* serviceinfo(handle) -> { messages, mqlen, cpu, endless, name } | nil */
+static int l_serviceinfo(lua_State *L)
+{
+    uint32_t h = (uint32_t)luaL_checknumber(L, 1);
+    struct service_stat st;
+    if (service_stat(h, &st) != 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 5);
+    lua_pushnumber(L, (lua_Number)st.messages);
+    lua_setfield(L, -2, "messages");
+    lua_pushnumber(L, (lua_Number)st.mqlen);
+    lua_setfield(L, -2, "mqlen");
+    lua_pushnumber(L, (lua_Number)st.cpu_ns / 1e9);
+    lua_setfield(L, -2, "cpu");
+    lua_pushboolean(L, st.endless);
+    lua_setfield(L, -2, "endless");
+    char buf[HANDLE_NAME_MAX + 1];
+    buf[0] = '.';
+    if (handle_namefor(h, buf + 1, sizeof buf - 1) == 0) {
+        lua_pushstring(L, buf);
+        lua_setfield(L, -2, "name");
+    }
+    return 1;
+}
+
+/* hold(delta): keep the node from finishing its SIGTERM shutdown while in-flight work remains */
+static int l_hold(lua_State *L)
+{
+    service_hold((int)luaL_checkinteger(L, 1));
+    return 0;
+}
+
+static int l_stopping(lua_State *L)
+{
+    lua_pushboolean(L, service_stopping());
+    return 1;
+}
+
+/* internal([handle]): mark a service (default: self) node-internal; isinternal(handle) */
+static int l_internal(lua_State *L)
+{
+    service_set_internal(lua_isnoneornil(L, 1) ? self_handle(L) : (uint32_t)luaL_checknumber(L, 1));
+    return 0;
+}
+
+static int l_isinternal(lua_State *L)
+{
+    lua_pushboolean(L, service_is_internal((uint32_t)luaL_checknumber(L, 1)));
+    return 1;
+}
+
 /* loadfile(path) -> chunk | nil, err  (through the node's bytecode cache) */
 static int l_loadfile(lua_State *L)
 {
@@ -645,6 +759,12 @@ int luaopen_skynet_core(lua_State *L)
         {"count", l_count},
         {"loadfile", l_loadfile},
         {"checkpayload", l_checkpayload},
+        {"stats", l_stats},
+        {"hold", l_hold},
+        {"stopping", l_stopping},
+        {"internal", l_internal},
+        {"isinternal", l_isinternal},
+        {"serviceinfo", l_serviceinfo},
         {"command", l_command},
         {"intcommand", l_intcommand},
         {"addresscommand", l_addresscommand},

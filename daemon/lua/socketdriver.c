@@ -409,6 +409,25 @@ static int l_header(lua_State *L)
     return 1;
 }
 
+/* stats() -> { sockets, bytes_in, bytes_out, reads, writes } */
+static int l_stats(lua_State *L)
+{
+    struct reactor_stats st;
+    reactor_get_stats(get_reactor(L), &st);
+    lua_createtable(L, 0, 5);
+    lua_pushnumber(L, st.sockets);
+    lua_setfield(L, -2, "sockets");
+    lua_pushnumber(L, (lua_Number)st.bytes_in);
+    lua_setfield(L, -2, "bytes_in");
+    lua_pushnumber(L, (lua_Number)st.bytes_out);
+    lua_setfield(L, -2, "bytes_out");
+    lua_pushnumber(L, (lua_Number)st.reads);
+    lua_setfield(L, -2, "reads");
+    lua_pushnumber(L, (lua_Number)st.writes);
+    lua_setfield(L, -2, "writes");
+    return 1;
+}
+
 int luaopen_socketdriver(lua_State *L)
 {
     static const luaL_Reg buf_methods[] = {
@@ -421,6 +440,7 @@ int luaopen_socketdriver(lua_State *L)
         {"pause", l_pause},     {"close", l_close},     {"shutdown", l_shutdown},
         {"nodelay", l_nodelay}, {"send", l_send},       {"lsend", l_lsend},
         {"unpack", l_unpack},   {"buffer", l_buffer},   {"header", l_header},
+        {"stats", l_stats},
         {NULL, NULL},
     };
     if (luaL_newmetatable(L, SBUF)) {

@@ -341,3 +341,45 @@ def test_status_disconnect_and_connect(ctx):
     err = a.eval1('return select(2, pcall(cluster.call, "n2", "@probe", "fail", "x"))')
     check("x" in err, err)
     check("x" in a.eval1("return cluster.status().n2.last_error"), "last error kept")
+
+
+def test_sigterm_lets_inflight_calls_finish_then_exits_0(ctx):
+    a, b, _ = pair(ctx)
+    a.eval("""
+        G.done = { ok = 0, err = 0 }
+        for i = 1, 50 do
+            skynet.fork(function()
+                local ok, r = pcall(cluster.call, "n2", "@probe", "sleep", 100)
+                if ok and r == "slept" then G.done.ok = G.done.ok + 1 else G.done.err = G.done.err + 1 end
+            end)
+        end
+    """)
+    deadline = time.time() + 10
+    while time.time() < deadline and a.eval1("return cluster.status().n2.pending") < 50:
+        time.sleep(0.02)
+    b.signal(signal.SIGTERM)
+    check(b.wait_exit(15) == 0, "exit status 0")
+    check(a.eval1("return G.done") == {"ok": 50, "err": 0}, a.eval1("return G.done"))
+    b.wait_log(r"inbound link\(s\) draining")
+    err = a.eval1('return select(2, pcall(cluster.call, "n2", "@probe", "echo", 1))')
+    check("call failed" in err, "the stopped node refuses new calls: " + err)
+
+
+def test_second_sigterm_stops_at_once(ctx):
+    a, b, _ = pair(ctx)
+    b.eval('cluster.open(0)')  # keep busy: a call that sleeps 30 s
+    a.eval('skynet.fork(function() G.r = table.pack(pcall(cluster.call, "n2", "@probe", "sleep", 3000)) end)')
+    deadline = time.time() + 10
+    while time.time() < deadline and a.eval1("return cluster.status().n2.pending") < 1:
+        time.sleep(0.02)
+    t0 = time.time()
+    b.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    check(b.proc.poll() is None, "still draining after the first SIGTERM")
+    b.signal(signal.SIGTERM)
+    check(b.wait_exit(5) == 0, "exit 0")
+    check(time.time() - t0 < 3, "the second SIGTERM cut the wait short")
+    deadline = time.time() + 5
+    while time.time() < deadline and a.eval1("return G.r") is None:
+        time.sleep(0.05)
+    check(a.eval1("return G.r")["1"] is False, "the cut call failed instead of hanging")
