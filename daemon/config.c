@@ -54,6 +54,28 @@ static const struct key_def keys[] = {
     {"cluster", "file", K_PATH, NULL, "cluster", 0, 0, "cluster node table (clustername.lua)"},
     {"cluster", "max_message", K_SIZE, "64M", NULL, 1024, 1L << 31,
      "largest assembled cluster message"},
+    {"cluster", "call_timeout", K_INT, "0", NULL, 0, 86400000,
+     "ms a cluster.call may take before it fails (0 = wait forever, as Skynet)"},
+    {"cluster", "connect_timeout", K_INT, "5000", NULL, 0, 3600000,
+     "ms a connect to another node may take (0 = the kernel's limit)"},
+    {"cluster", "heartbeat", K_INT, "1000", NULL, 0, 3600000,
+     "ms without traffic from a node before its link is probed (0 = no heartbeat)"},
+    {"cluster", "heartbeat_timeout", K_INT, "2000", NULL, 1, 3600000,
+     "ms a probe may take before the node is declared down"},
+    {"cluster", "secret_file", K_PATH, NULL, NULL, 0, 0,
+     "shared secret: links between skyjet nodes authenticate both ends (HMAC-SHA256)"},
+    {"cluster", "plain_peers", K_STR, NULL, NULL, 0, 0,
+     "comma-separated node names allowed without authentication (stock Skynet nodes)"},
+    {"cluster", "expose", K_STR, "registered", NULL, 0, 0,
+     "what remote nodes may call: registered, names or all"},
+    {"cluster", "max_assemblies", K_INT, "64", NULL, 1, 100000,
+     "multi-part requests being assembled at once per inbound link"},
+    {"cluster", "assembly_timeout", K_INT, "30000", NULL, 100, 3600000,
+     "ms an unfinished multi-part request may wait for its next part"},
+    {"cluster", "max_pending", K_INT, "10000", NULL, 1, 10000000,
+     "requests in flight per inbound link"},
+    {"cluster", "maxclient", K_INT, "1024", NULL, 1, 1000000,
+     "inbound cluster connections per listener"},
 };
 #define NKEYS (sizeof keys / sizeof *keys)
 
@@ -119,6 +141,9 @@ static const char *check_value(const struct key_def *k, const char *v)
         return log_level_parse(v) < 0 ? "must be debug, info, warn or error" : NULL;
     case K_PATH:
     case K_STR:
+        if (strcmp(k->key, "expose") == 0 && strcmp(v, "registered") && strcmp(v, "names") &&
+            strcmp(v, "all"))
+            return "must be registered, names or all";
         return *v ? NULL : "must not be empty";
     case K_PATHS:
         return NULL;

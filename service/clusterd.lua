@@ -25,6 +25,11 @@ local names = {} -- registered name -> handle
 local handle_names = {} -- handle -> registered name
 local agents = {} -- agent handle -> { gate, fd, address }
 local gates = {} -- gate handle -> listen address
+local watchers = {} -- service handle -> true (cluster.watch)
+local node_state = {} -- node -> "up" | "down" (from the senders)
+local secret -- [cluster] secret_file contents
+local plain_peers = {} -- node name -> true
+local maxclient_default = tonumber(skynet.getenv "cluster.maxclient") or 1024
 local CMD = {}
 
 local function log(fmt, ...)
@@ -210,7 +215,7 @@ function CMD.listen(addr, port, maxclient)
 	local bound = skynet.call(gate, "lua", "open", {
 		address = addr,
 		port = port,
-		maxclient = maxclient,
+		maxclient = maxclient or maxclient_default,
 		nodelay = true,
 	})
 	gates[gate] = addr .. ":" .. bound
@@ -336,10 +341,72 @@ function CMD.socket(gate, sub, fd, text)
 	end
 end
 
+-- The secret an inbound link must prove, or nil: none configured, or the peer's host is the
+-- host of a node named in plain_peers (a stock Skynet node).
+function CMD.secret_for(peer)
+	if not secret then
+		return skynet.retpack(nil)
+	end
+	local host = tostring(peer):match "^%[?(.-)%]?:%d+$"
+	for name in pairs(plain_peers) do
+		local address = node_address[name]
+		if address and address:match "^(.+):%d+$" == host then
+			return skynet.retpack(nil)
+		end
+	end
+	skynet.retpack(secret)
+end
+
+-- node up/down events from the senders, fanned out to cluster.watch services
+function CMD.nodeevent(node, state, detail)
+	node_state[node] = state
+	for w in pairs(watchers) do
+		if not skynet.send(w, "cluster_event", node, state, detail) then
+			watchers[w] = nil -- the watcher is gone
+		end
+	end
+end
+
+function CMD.watch(handle)
+	watchers[handle] = true
+	skynet.retpack(node_state)
+end
+
+function CMD.unwatch(handle)
+	watchers[handle] = nil
+	skynet.ret()
+end
+
 -- an agent's connection ended
 function CMD.agent_exit(agent)
 	agents[agent] = nil
 	skynet.ret()
+end
+
+skynet.register_protocol {
+	name = "cluster_event",
+	id = 19,
+	pack = skynet.pack,
+}
+
+local function load_security()
+	local file = skynet.getenv "cluster.secret_file"
+	if file then
+		local f = io.open(file, "rb")
+		if f then
+			secret = f:read "*a"
+			f:close()
+			if #secret < 16 then
+				log("cluster secret_file %s holds only %d bytes; use at least 16 random bytes", file, #secret)
+			end
+		else
+			secret = "\0unreadable"
+			log("cluster secret_file %s cannot be read: every inbound link will be refused", file)
+		end
+	end
+	for name in (skynet.getenv "cluster.plain_peers" or ""):gmatch "[^,%s]+" do
+		plain_peers[name] = true
+	end
 end
 
 skynet.register_protocol {
@@ -373,6 +440,7 @@ skynet.register_protocol {
 
 skynet.start(function()
 	require("skynet.core").internal() -- never callable from other nodes
+	load_security()
 	if config_file then
 		local ok, err = pcall(function()
 			apply(read_file())

@@ -2,19 +2,56 @@
 -- connection (a socketchannel in session mode, connected lazily by the first request and again
 -- after a drop) and the node's session counter. `req` packs a request (split when large), sends
 -- the trace tag first when the caller is traced, and answers with the raw reply payload; `push`
--- sends one-way. A drop fails every pending request at once; `changenode` moves the node to a new
--- address (pending requests fail, new ones go to the new address) or marks it down (false).
+-- sends one-way. Failures answer the caller with "cluster NODE ADDR: reason".
+-- skyjet additions, all invisible to a stock Skynet peer unless configured for it:
+--   deadlines ([cluster] call_timeout, per-call timeout), connect_timeout;
+--   heartbeat: an idle link is probed with a name query any Skynet node answers; no answer within
+--   heartbeat_timeout declares the node down (pending calls fail, the link is dropped);
+--   authentication ([cluster] secret_file): an HMAC-SHA256 challenge-response with fresh nonces
+--   from both sides on every connect, skipped for nodes named in plain_peers;
+--   node events (up/down) to clusterd for cluster.watch, and statistics for status/metrics.
 local skynet = require "skynet"
 local socket = require "skynet.socket"
 local socketchannel = require "skynet.socketchannel"
 local cluster = require "skynet.cluster.core"
+local crypto = require "skynet.crypto"
 
 local node, hostname, initial = ...
 local address = initial ~= "false" and initial or false
+local myname = skynet.getenv "nodename" or "?"
+
+local call_timeout = tonumber(skynet.getenv "cluster.call_timeout") or 0
+local connect_timeout = tonumber(skynet.getenv "cluster.connect_timeout") or 5000
+local heartbeat = tonumber(skynet.getenv "cluster.heartbeat") or 1000
+local heartbeat_timeout = tonumber(skynet.getenv "cluster.heartbeat_timeout") or 2000
+
+local AUTH1, AUTH2 = "__skyjet_auth1", "__skyjet_auth2"
+local HEARTBEAT_NAME = "__skyjet_heartbeat"
+
 local channel
 local session = 1
-local stats = { requests = 0, pushes = 0, bytes_out = 0, bytes_in = 0, failures = 0 }
+local state = "unknown" -- "up" | "down" | "unknown"
+local last_recv = skynet.now()
+local last_rtt_us
 local last_error
+local secret, plain
+
+-- latency buckets (µs) for status/metrics
+local BUCKETS = { 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000 }
+local stats = {
+	requests = 0,
+	pushes = 0,
+	bytes_out = 0,
+	bytes_in = 0,
+	failures = 0,
+	errors = {}, -- kind -> count
+	latency = { count = 0, sum_us = 0, buckets = {} },
+}
+for i = 1, #BUCKETS + 1 do
+	stats.latency.buckets[i] = 0
+end
+
 local CMD = {}
 local failure_mt = {}
 
@@ -25,15 +62,80 @@ local function target_name(addr)
 	return tostring(addr)
 end
 
+local function next_session()
+	local s = session
+	session = s >= 0x7fffffff and 1 or s + 1
+	return s
+end
+
+local function set_state(new, detail)
+	if new ~= state then
+		local old = state
+		state = new
+		if new == "down" or old == "up" or new == "up" then
+			skynet.error(string.format("cluster node %s (%s) is %s%s", node, tostring(address), new,
+				detail and (": " .. detail) or ""))
+		end
+		local clusterd = skynet.localname ".clusterd"
+		if clusterd then
+			skynet.send(clusterd, "lua", "nodeevent", node, new, detail)
+		end
+	end
+end
+
 local function read_response(sock)
 	local len = socket.header(sock:read(2))
 	local body = sock:read(len)
+	last_recv = skynet.now()
 	stats.bytes_in = stats.bytes_in + len + 2
 	local s, ok, data, padding = cluster.unpackresponse(body)
 	if s == nil then
 		error(string.format("malformed response from node %s (%d bytes)", node, len))
 	end
 	return s, ok, data, padding
+end
+
+-- A name query carrying an auth payload; the reply is the raw payload (ok) or raises its text.
+local function query(ch, ...)
+	local s = next_session()
+	local req = cluster.packrequest(0, s, skynet.packstring(...))
+	return ch:request(req, s, nil, heartbeat_timeout)
+end
+
+-- Both ends prove they know the secret; fresh nonces from both make a replay fail. Neither the
+-- secret nor anything it could be recovered from crosses the wire.
+local function authenticate(ch)
+	local nonce_c = crypto.randombytes(32)
+	local ok, reply = pcall(query, ch, AUTH1, myname, nonce_c)
+	if not ok then
+		error("the node did not take part in authentication (" .. tostring(reply) .. ")", 0)
+	end
+	local tag, nonce_s, proof_s = skynet.unpack(reply)
+	if tag ~= AUTH1 or type(nonce_s) ~= "string" or #nonce_s ~= 32 then
+		error("malformed authentication reply", 0)
+	end
+	local expect = crypto.hmac_sha256(secret, "server|" .. nonce_c .. "|" .. nonce_s .. "|" .. myname)
+	if not crypto.equal(tostring(proof_s), expect) then
+		error("the node failed to prove the shared secret", 0)
+	end
+	local proof_c = crypto.hmac_sha256(secret, "client|" .. nonce_s .. "|" .. nonce_c .. "|" .. myname)
+	ok, reply = pcall(query, ch, AUTH2, proof_c)
+	if not ok then
+		error("the node refused our proof (" .. tostring(reply) .. ")", 0)
+	end
+end
+
+local function on_connect(ch)
+	if secret and not plain then
+		local ok, err = pcall(authenticate, ch)
+		if not ok then
+			last_error = "authentication failed: " .. tostring(err)
+			skynet.error(string.format("cluster node %s (%s): %s", node, tostring(address), last_error))
+			error(last_error, 0)
+		end
+	end
+	last_recv = skynet.now()
+	set_state("up")
 end
 
 local function new_channel()
@@ -43,6 +145,8 @@ local function new_channel()
 		port = tonumber(port),
 		response = read_response,
 		nodelay = true,
+		connect_timeout = connect_timeout > 0 and connect_timeout or nil,
+		auth = on_connect,
 	}
 end
 
@@ -59,13 +163,26 @@ end
 
 -- Answer the current request with an error naming node, address and reason (no traceback in
 -- the log: a failed remote call is an expected event, logged at debug level).
-local function fail(addr, reason)
+local function fail(addr, kind, reason)
 	reason = strip_position(reason)
 	stats.failures = stats.failures + 1
+	stats.errors[kind] = (stats.errors[kind] or 0) + 1
 	last_error = reason
 	local text = string.format("cluster %s %s: %s", node, target_name(addr), reason)
 	skynet.log("debug", text)
 	error(setmetatable({ text = text }, failure_mt))
+end
+
+local function record_latency(us)
+	local l = stats.latency
+	l.count = l.count + 1
+	l.sum_us = l.sum_us + us
+	local i = 1
+	while BUCKETS[i] and us > BUCKETS[i] do
+		i = i + 1
+	end
+	l.buckets[i] = l.buckets[i] + 1
+	last_rtt_us = us
 end
 
 -- parts of a large reply: { total, chunk1, chunk2, ... }
@@ -73,7 +190,7 @@ local function join_parts(addr, parts)
 	local total = parts[1]
 	local data = table.concat(parts, "", 2)
 	if #data ~= total then
-		fail(addr, string.format("large reply of %d bytes announced %s", #data, tostring(total)))
+		fail(addr, "protocol", string.format("large reply of %d bytes announced %s", #data, tostring(total)))
 	end
 	return data
 end
@@ -88,14 +205,16 @@ local function send_trace()
 	end
 end
 
-function CMD.req(addr, msg, sz)
+-- req(addr, msg, sz [, timeout_ms]): the reply payload, or an error
+function CMD.req(addr, msg, sz, timeout)
 	if not address then
 		skynet.trash(msg, sz)
-		fail(addr, "node is down")
+		fail(addr, "down", "node is down")
 	end
+	timeout = timeout or call_timeout
 	local ok, request, new_session, padding = pcall(cluster.packrequest, addr, session, msg, sz)
 	if not ok then
-		fail(addr, request)
+		fail(addr, "request", request)
 	end
 	local s = session
 	session = new_session
@@ -106,18 +225,24 @@ function CMD.req(addr, msg, sz)
 			stats.bytes_out = stats.bytes_out + #part
 		end
 	end
-	local result
 	local where = address
+	local t0 = skynet.hpc()
+	local result
 	ok, result = pcall(function()
 		send_trace()
-		return channel:request(request, s, padding)
+		return channel:request(request, s, padding, timeout)
 	end)
 	if not ok then
-		if result == socketchannel.error then
-			result = "connection to " .. where .. " lost or refused"
+		if result == socketchannel.timeout then
+			fail(addr, "timeout", string.format("timeout after %d ms (%s)", timeout, where))
+		elseif result == socketchannel.error then
+			fail(addr, "connection", "connection to " .. where .. " lost or refused")
+		elseif tostring(result):find("authentication", 1, true) then
+			fail(addr, "auth", result)
 		end
-		fail(addr, tostring(result))
+		fail(addr, "remote", result)
 	end
+	record_latency((skynet.hpc() - t0) / 1000)
 	if type(result) == "table" then
 		result = join_parts(addr, result)
 	end
@@ -141,6 +266,7 @@ function CMD.push(addr, msg, sz)
 	local sent, err = pcall(channel.request, channel, request, nil, padding)
 	if not sent then
 		last_error = tostring(err == socketchannel.error and "connection lost or refused" or err)
+		stats.errors.push = (stats.errors.push or 0) + 1
 		skynet.error(string.format("cluster.send to %s %s dropped: %s", node, target_name(addr), last_error))
 	end
 end
@@ -158,12 +284,18 @@ function CMD.changenode(new_address)
 	if old then
 		old:close() -- requests pending on the old address fail now
 	end
+	if not address then
+		set_state("down", "set to false")
+	elseif state == "up" then
+		set_state("unknown")
+	end
 	skynet.ret()
 end
 
 function CMD.status()
 	skynet.retpack {
 		address = address or "down",
+		state = state,
 		connected = channel and channel:connected() or false,
 		pending = channel and channel:pending() or 0,
 		requests = stats.requests,
@@ -171,14 +303,17 @@ function CMD.status()
 		bytes_out = stats.bytes_out,
 		bytes_in = stats.bytes_in,
 		failures = stats.failures,
+		errors = stats.errors,
+		latency = { count = stats.latency.count, sum_us = stats.latency.sum_us,
+			buckets = stats.latency.buckets, bounds = BUCKETS },
+		rtt_us = last_rtt_us,
 		last_error = last_error,
 	}
 end
 
 function CMD.disconnect()
 	if channel then
-		channel:close()
-		new_channel()
+		channel:reset()
 	end
 	skynet.ret()
 end
@@ -191,10 +326,63 @@ function CMD.connect()
 	skynet.retpack(ok)
 end
 
+-- The heartbeat: probe a link we have heard nothing on for `heartbeat` ms; no answer within
+-- heartbeat_timeout means the node is down. Also notices links that dropped.
+local function heartbeat_loop()
+	while true do
+		skynet.sleep(math.max(1, math.floor(heartbeat / 10)))
+		local ch = channel
+		if ch then
+			if not ch:connected() then
+				if state == "up" then
+					set_state("down", "connection lost")
+				end
+			elseif (skynet.now() - last_recv) * 10 >= heartbeat then
+				local t0 = skynet.hpc()
+				local ok, err = pcall(query, ch, HEARTBEAT_NAME)
+				if ok or (err ~= socketchannel.timeout and err ~= socketchannel.error) then
+					last_rtt_us = (skynet.hpc() - t0) / 1000 -- any answer ("name not found") is life
+				elseif ch == channel then
+					local why = err == socketchannel.timeout
+						and string.format("no answer to a heartbeat within %d ms", heartbeat_timeout)
+						or "connection lost"
+					last_error = why
+					ch:reset() -- every call pending on the link fails now
+					set_state("down", why)
+				end
+			end
+		end
+	end
+end
+
+local function load_secret()
+	local file = skynet.getenv "cluster.secret_file"
+	if not file then
+		return
+	end
+	local f = io.open(file, "rb")
+	if not f then
+		skynet.error("cluster: cannot read secret_file " .. file .. "; links will fail to authenticate")
+		secret = "\0unreadable"
+		return
+	end
+	secret = f:read "*a"
+	f:close()
+	for peer in (skynet.getenv "cluster.plain_peers" or ""):gmatch "[^,%s]+" do
+		if peer == node then
+			plain = true
+		end
+	end
+end
+
 skynet.start(function()
 	require("skynet.core").internal() -- never callable from other nodes
+	load_secret()
 	if address then
 		new_channel()
+	end
+	if heartbeat > 0 then
+		skynet.fork(heartbeat_loop)
 	end
 	skynet.dispatch("lua", function(_, _, cmd, ...)
 		local f = CMD[cmd]

@@ -6,6 +6,7 @@
 #include "host.h"
 
 #include "cluster_core.h"
+#include "crypto.h"
 #include "log.h"
 #include "service.h"
 #include "seri.h"
@@ -340,6 +341,7 @@ static int init_state(struct host *h, const char *args, size_t len)
     preload(L, "skynet.socketdriver", luaopen_socketdriver);
     preload(L, "socketdriver", luaopen_socketdriver);
     preload(L, "skynet.cluster.core", luaopen_cluster_core);
+    preload(L, "skynet.crypto", luaopen_skynet_crypto);
     preload(L, "cluster.core", luaopen_cluster_core);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");

@@ -74,6 +74,24 @@ function cluster.call(node, address, ...)
 	return skynet.unpack(skynet.rawcall(s, "lua", skynet.pack("req", address, msg, sz)))
 end
 
+-- skyjet: cluster.call with a deadline of `ms` milliseconds for this call (overrides
+-- [cluster] call_timeout); raises "call failed: ... timeout after <ms> ms" when it passes.
+function cluster.call_timeout(ms, node, address, ...)
+	assert(type(ms) == "number" and ms > 0, "cluster.call_timeout: ms must be a positive number")
+	local msg, sz = skynet.pack(...)
+	after_queued_sends(node)
+	local s = senders[node]
+	if not s then
+		local ok, err = pcall(get_sender, node)
+		if not ok then
+			skynet.trash(msg, sz)
+			error(string.format("call failed: cluster node %s: %s", tostring(node), tostring(err)), 2)
+		end
+		s = err
+	end
+	return skynet.unpack(skynet.rawcall(s, "lua", skynet.pack("req", address, msg, sz, ms)))
+end
+
 function cluster.send(node, address, ...)
 	local msg, sz = skynet.pack(...)
 	local s = senders[node]
@@ -117,6 +135,36 @@ end
 
 function cluster.get_sender(node)
 	return get_sender(node)
+end
+
+-- skyjet: watch remote nodes go up and down. fn(node, state, detail) runs in this service for
+-- every change ("up" when a link to the node is established, "down" when it drops, a heartbeat
+-- goes unanswered or the node is set to false). Returns the states known now and a function that
+-- stops watching.
+local watch_fns
+function cluster.watch(fn)
+	assert(type(fn) == "function")
+	if not watch_fns then
+		watch_fns = {}
+		skynet.register_protocol {
+			name = "cluster_event",
+			id = 19,
+			unpack = skynet.unpack,
+			dispatch = function(_, _, node, state, detail)
+				for f in pairs(watch_fns) do
+					f(node, state, detail)
+				end
+			end,
+		}
+	end
+	watch_fns[fn] = true
+	local states = skynet.call(clusterd, "lua", "watch", skynet.self())
+	return states, function()
+		watch_fns[fn] = nil
+		if next(watch_fns) == nil then
+			skynet.call(clusterd, "lua", "unwatch", skynet.self())
+		end
+	end
 end
 
 -- skyjet: the state of every remote node (address, connected, pending, bytes, last error).

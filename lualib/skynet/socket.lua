@@ -179,7 +179,9 @@ local function split_address(addr, port)
 	return addr, tonumber(port)
 end
 
-function socket.open(addr, port)
+-- open(host, port [, timeout_ms]) / open("host:port"): the timeout is a skyjet extension; when
+-- it passes first the connect is abandoned and open returns nil, "connect timeout ...".
+function socket.open(addr, port, timeout)
 	local host
 	host, port = split_address(addr, port)
 	if not port or port == 0 then
@@ -191,6 +193,16 @@ function socket.open(addr, port)
 	end
 	local s = new_state(id)
 	s.connecting = true
+	if timeout and timeout > 0 then
+		skynet.timeout(math.ceil(timeout / 10), function()
+			if pool[id] == s and s.connecting then
+				s.connecting = false
+				s.err = string.format("connect timeout after %d ms", timeout)
+				driver.shutdown(id)
+				wakeup(s)
+			end
+		end)
+	end
 	suspend(s, "open")
 	if s.connected then
 		return id

@@ -18,6 +18,14 @@ local socket_error = setmetatable({}, {
 })
 socketchannel.error = socket_error
 
+-- skyjet: what a request raises when its deadline passes (session mode)
+local timeout_error = setmetatable({}, {
+	__tostring = function()
+		return "[Error: timeout]"
+	end,
+})
+socketchannel.timeout = timeout_error
+
 function socketchannel.channel(desc)
 	local c = {
 		__host = assert(desc.host, "socketchannel needs a host"),
@@ -26,6 +34,7 @@ function socketchannel.channel(desc)
 		__auth = desc.auth,
 		__response = desc.response, -- session mode when present
 		__nodelay = desc.nodelay,
+		__connect_timeout = desc.connect_timeout, -- skyjet: ms, per connect attempt
 		__overload_notify = desc.overload,
 		__socket_read = desc.socket_read,
 		__socket_readline = desc.socket_readline,
@@ -38,6 +47,7 @@ function socketchannel.channel(desc)
 		__result = {}, -- coroutine -> true | false | socket_error
 		__result_data = {}, -- coroutine -> data
 		__parts = {}, -- session -> array of parts of a multi-part reply
+		__expired = {}, -- session -> true: its request timed out; a late reply is dropped
 		__dispatcher = false,
 	}
 	return setmetatable(c, channel_meta)
@@ -81,6 +91,7 @@ local function wake_all(self, err)
 			wake(self, co, socket_error, err)
 		end
 		self.__parts = {}
+		self.__expired = {}
 	else
 		local waiting = self.__wait
 		self.__wait = {}
@@ -120,6 +131,11 @@ local function dispatch_by_session(self, sock)
 						result_data = parts
 					end
 					wake(self, co, result_ok, result_data)
+				end
+			elseif self.__expired[session] then
+				-- the answer to a request that timed out: drop it (and its parts) quietly
+				if not padding then
+					self.__expired[session] = nil
 				end
 			else
 				self.__parts[session] = nil
@@ -185,7 +201,7 @@ local function try_connect(self, host, port)
 		local hh, pp = tostring(h):match "^(.*):(%d+)$"
 		h, p = hh or h, tonumber(pp)
 	end
-	local fd, err = socket.open(h, p)
+	local fd, err = socket.open(h, p, self.__connect_timeout)
 	if not fd then
 		return nil, err, h, p
 	end
@@ -301,10 +317,20 @@ function channel:connect(once)
 	return true
 end
 
-local function wait_for_response(self, response)
+local function wait_for_response(self, response, timeout)
 	local co = coroutine.running()
 	if self.__response then
 		self.__wait[response] = co
+		if timeout and timeout > 0 then
+			skynet.timeout(math.ceil(timeout / 10), function()
+				if self.__wait[response] == co then
+					self.__wait[response] = nil
+					self.__parts[response] = nil
+					self.__expired[response] = true
+					wake(self, co, timeout_error)
+				end
+			end)
+		end
 	else
 		table.insert(self.__order, response)
 		table.insert(self.__wait, co)
@@ -321,6 +347,8 @@ local function wait_for_response(self, response)
 			error(data)
 		end
 		error(socket_error)
+	elseif result == timeout_error then
+		error(timeout_error)
 	end
 	assert(result, data)
 	return data
@@ -342,19 +370,29 @@ local function write(self, request, padding)
 	end
 end
 
--- request(req [, response [, padding]]): response is the session (session mode) or the reader
--- function (order mode); nil means no reply is expected.
-function channel:request(request, response, padding)
+-- request(req [, response [, padding [, timeout]]]): response is the session (session mode) or
+-- the reader function (order mode); nil means no reply is expected. skyjet: in session mode a
+-- timeout in ms makes the request raise socketchannel.timeout when it passes.
+function channel:request(request, response, padding, timeout)
 	assert(not self.__closed)
-	local ok = block_connect(self, true)
+	local ok, err = block_connect(self, true)
 	if not ok then
+		if type(err) == "string" and err:find("^auth failed") then
+			error(err, 0)
+		end
 		error(socket_error)
 	end
 	write(self, request, padding)
 	if response == nil then
 		return
 	end
-	return wait_for_response(self, response)
+	return wait_for_response(self, response, timeout)
+end
+
+-- skyjet: drop the current connection (pending requests fail) but keep the channel usable; the
+-- next request reconnects.
+function channel:reset()
+	close_socket(self)
 end
 
 function channel:response(response)

@@ -17,11 +17,11 @@ return G.p
 """
 
 
-def pair(ctx, extra=""):
+def pair(ctx, extra="", callee_cluster=""):
     p1, p2 = free_port(), free_port()
     cf = ctx.cluster_file({"n1": p1, "n2": p2}, extra)
     a = ctx.ctl_node("n1", cf)
-    b = ctx.ctl_node("n2", cf)
+    b = ctx.ctl_node("n2", cf, cluster=callee_cluster)
     handle = b.eval1(SETUP_CALLEE)
     b.eval('cluster.open("n2")')
     a.port2 = p2
@@ -29,7 +29,7 @@ def pair(ctx, extra=""):
 
 
 def test_call_send_query_and_address_forms(ctx):
-    a, b, handle = pair(ctx)
+    a, b, handle = pair(ctx, callee_cluster="expose = all")
     check(a.eval('return cluster.call("n2", "@probe", "echo", "hi", 42, {x = 1})') ==
           ["hi", 42, {"x": 1}], "call by @name")
     check(a.eval1('return cluster.query("n2", "probe")') == handle, "query gives the handle")
@@ -49,7 +49,7 @@ def test_call_send_query_and_address_forms(ctx):
 
 
 def test_proxy_in_all_three_forms(ctx):
-    a, b, handle = pair(ctx)
+    a, b, handle = pair(ctx, callee_cluster="expose = all")
     r = a.eval("""
         local p1 = cluster.proxy("n2", "@probe")
         local p2 = cluster.proxy("n2@probe")
@@ -355,7 +355,7 @@ def test_sigterm_lets_inflight_calls_finish_then_exits_0(ctx):
         end
     """)
     deadline = time.time() + 10
-    while time.time() < deadline and a.eval1("return cluster.status().n2.pending") < 50:
+    while time.time() < deadline and a.eval1("return cluster.status().n2.pending or 0") < 50:
         time.sleep(0.02)
     b.signal(signal.SIGTERM)
     check(b.wait_exit(15) == 0, "exit status 0")
@@ -370,7 +370,7 @@ def test_second_sigterm_stops_at_once(ctx):
     b.eval('cluster.open(0)')  # keep busy: a call that sleeps 30 s
     a.eval('skynet.fork(function() G.r = table.pack(pcall(cluster.call, "n2", "@probe", "sleep", 3000)) end)')
     deadline = time.time() + 10
-    while time.time() < deadline and a.eval1("return cluster.status().n2.pending") < 1:
+    while time.time() < deadline and a.eval1("return cluster.status().n2.pending or 0") < 1:
         time.sleep(0.02)
     t0 = time.time()
     b.signal(signal.SIGTERM)
