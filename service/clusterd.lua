@@ -10,7 +10,17 @@ local cluster_core = require "skynet.cluster.core"
 
 local config_file = skynet.getenv "cluster"
 local nodename = cluster_core.nodename()
-local max_message = tonumber(skynet.getenv "cluster.max_message")
+-- config sizes are text as written in the INI file: "64M", "100K", "1048576"
+local function parse_size(text)
+	local n, unit = tostring(text):match "^(%d+)%s*([KkMmGg]?)[Bb]?$"
+	if not n then
+		return nil
+	end
+	local mul = ({ k = 1024, m = 1024 ^ 2, g = 1024 ^ 3 })[unit:lower()] or 1
+	return tonumber(n) * mul
+end
+
+local max_message = parse_size(skynet.getenv "cluster.max_message")
 if max_message then
 	cluster_core.setmaxmessage(max_message)
 end

@@ -237,6 +237,10 @@ end
 HELP[#HELP + 1] = "ping ADDR       debug PING a service and show the round trip"
 function CMD.ping(addr)
 	local h = parse_address(addr)
+	local _, desc = lua_services()
+	if not desc[h] then
+		fail("%s is not a Lua service; only those answer debug PING", skynet.address(h))
+	end
 	local t0 = skynet.hpc()
 	local token, done, err = {}, false, nil
 	skynet.fork(function()
@@ -258,7 +262,7 @@ function CMD.log(level)
 	if level then
 		local ok, err = pcall(core.loglevel, level)
 		if not ok then
-			fail("%s (use debug, info, warn or error)", tostring(err):gsub("^.-: ", ""))
+			fail("%s (use debug, info, warn or error)", (tostring(err):gsub("^.-: ", "")))
 		end
 		skynet.log("warn", "debug console: log level set to " .. core.loglevel())
 	end
@@ -284,8 +288,10 @@ local function run(line)
 	if not ok then
 		return "<error> " .. tostring(out):gsub("\n", " ") .. "\n"
 	end
-	out[#out + 1] = "<ok>\n"
-	return table.concat(out, "\n")
+	if #out == 0 then
+		return "<ok>\n"
+	end
+	return table.concat(out, "\n") .. "\n<ok>\n"
 end
 
 local function serve(id, from)
