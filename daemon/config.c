@@ -39,6 +39,8 @@ static const struct key_def keys[] = {
      "seconds in one message before a service is reported stuck"},
     {"node", "socket_high_water", K_SIZE, "1M", NULL, 1024, 1L << 40,
      "pending output per socket that triggers a warning"},
+    {"node", "profile", K_BOOL, "false", NULL, 0, 0,
+     "account the time each service spends per message (skynet.stat \"cpu\")"},
     {"node", "console", K_STR, NULL, NULL, 0, 0,
      "debug console address host:port (loopback only unless console_allow_remote)"},
     {"node", "console_allow_remote", K_BOOL, "false", NULL, 0, 0,
@@ -51,6 +53,8 @@ static const struct key_def keys[] = {
      "module search patterns, before the built-in lualib"},
     {"lua", "cpath", K_PATHS, NULL, "lua_cpath", 0, 0, "Lua C module search patterns"},
     {"lua", "preload", K_PATH, NULL, NULL, 0, 0, "script run before every service's main chunk"},
+    {"lua", "jit", K_STR, "auto", NULL, 0, 0,
+     "LuaJIT compiler per service: auto (after 1000 messages or require \"jit\"), on, off"},
     {"cluster", "file", K_PATH, NULL, "cluster", 0, 0, "cluster node table (clustername.lua)"},
     {"cluster", "max_message", K_SIZE, "64M", NULL, 1024, 1L << 31,
      "largest assembled cluster message"},
@@ -144,6 +148,8 @@ static const char *check_value(const struct key_def *k, const char *v)
         if (strcmp(k->key, "expose") == 0 && strcmp(v, "registered") && strcmp(v, "names") &&
             strcmp(v, "all"))
             return "must be registered, names or all";
+        if (strcmp(k->key, "jit") == 0 && strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off"))
+            return "must be auto, on or off";
         return *v ? NULL : "must not be empty";
     case K_PATHS:
         return NULL;
@@ -331,10 +337,14 @@ int config_load(const char *path, const char *root, struct node_config *out, cha
             slot = &out->cpath;
         else if (strcmp(k->key, "preload") == 0)
             slot = &out->preload;
+        else if (strcmp(k->key, "jit") == 0)
+            slot = &out->jit;
         else if (strcmp(k->key, "file") == 0)
             slot = &out->cluster_file;
         else if (strcmp(k->key, "threads") == 0)
             out->threads = atoi(v);
+        else if (strcmp(k->key, "profile") == 0)
+            out->profile = strcmp(v, "true") == 0;
         else if (strcmp(k->key, "loglevel") == 0)
             out->loglevel = log_level_parse(v);
         else if (strcmp(k->key, "shutdown_timeout") == 0)
@@ -358,7 +368,7 @@ void config_free(struct node_config *c)
 {
     char **strs[] = {&c->path,    &c->name,         &c->start,    &c->bootstrap, &c->logfile,
                      &c->pidfile, &c->service_path, &c->lib_path, &c->cpath,     &c->preload,
-                     &c->cluster_file};
+                     &c->cluster_file, &c->jit};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -11,6 +11,7 @@ struct node_config {
     char *path;         /* the INI file, absolute */
     char *name;         /* [node] name */
     int threads;        /* [node] threads */
+    int profile;        /* [node] profile */
     char *start;        /* [node] start: "service arg arg..." */
     char *bootstrap;    /* [node] bootstrap: "snlua bootstrap" */
     char *logfile;      /* [node] logfile (NULL = stderr) */
@@ -23,6 +24,7 @@ struct node_config {
     char *lib_path;     /* [lua] lib_path, resolved, with the built-in path appended */
     char *cpath;        /* [lua] cpath, resolved */
     char *preload;      /* [lua] preload */
+    char *jit;          /* [lua] jit: auto, on, off */
     char *cluster_file; /* [cluster] file, resolved */
 };
 

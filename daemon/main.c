@@ -309,8 +309,9 @@ int main(int argc, char **argv)
     struct service_hooks hooks = {scheduler_wakeup, service_retired, free_message_data};
     service_init(&hooks);
     service_register_module(&host_module);
+    service_set_profile(cfg.profile);
     service_register_module(&logger_module);
-    struct host_paths hp = {root, cfg.service_path, cfg.lib_path, cfg.cpath, cfg.preload};
+    struct host_paths hp = {root, cfg.service_path, cfg.lib_path, cfg.cpath, cfg.preload, cfg.jit};
     host_configure(&hp);
     struct reactor_config rc = {deliver_socket_event, NULL, cfg.socket_high_water, 0};
     reactor = reactor_create(&rc);

@@ -36,6 +36,9 @@ static int nmodules;
 static atomic_size_t live;
 static atomic_uint_fast64_t launched_total, released_total;
 static atomic_uint monitor;
+static int profile; /* time every message (service_stat cpu_ns); off by default: clock reads cost */
+
+void service_set_profile(int on) { profile = on; }
 static atomic_int holds, stopping;
 
 void service_hold(int delta) { atomic_fetch_add(&holds, delta); }
@@ -294,11 +297,12 @@ static void deliver(struct service_watch *w, struct service *s, struct message *
     atomic_store(&w->source, m->source);
     atomic_store(&w->dest, self);
     atomic_fetch_add(&w->version, 1);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = profile ? now_ns() : 0;
     int kept = s->cb ? s->cb(s, s->ud, m->type, m->session, m->source, m->data, m->size) : 0;
     if (!kept)
         service_free_message(m->type, m->source, m->data, m->size);
-    atomic_fetch_add(&s->cpu_ns, now_ns() - t0);
+    if (profile)
+        atomic_fetch_add(&s->cpu_ns, now_ns() - t0);
     atomic_fetch_add(&s->messages, 1);
     atomic_fetch_add_explicit(&w->messages, 1, memory_order_relaxed);
     atomic_store(&w->dest, 0);
@@ -333,11 +337,13 @@ struct mq *service_dispatch(struct service_watch *w, struct mq *q, int weight)
             log_write(handle, LOG_WARN, "error: May overload, message queue length = %zu", overload);
         deliver(w, s, &m);
     }
+    /* Drop our reference before the queue can reach another worker: if the service retired
+     * meanwhile, its queue is then already marked and gets drained instead of bouncing. */
+    release(s);
     struct mq *next = mq_global_pop();
     if (next) {
         mq_global_push(q);
         q = next;
     }
-    release(s);
     return q;
 }

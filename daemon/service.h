@@ -95,6 +95,9 @@ uint64_t service_released_total(void);
 /* Free a message the way the runtime does (type-specific contents included). */
 void service_free_message(int type, uint32_t source, void *data, size_t size);
 int service_signal(uint32_t handle, int sig);
+/* Time every message for service_stat's cpu_ns ([node] profile = true; costs two clock reads
+ * per message). */
+void service_set_profile(int on);
 /* The exit monitor: gets a PTYPE_CLIENT message (source = the dead handle) per retired service. */
 void service_set_monitor(uint32_t handle);
 uint32_t service_get_monitor(void);

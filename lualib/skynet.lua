@@ -9,7 +9,10 @@ local c = require "skynet.core"
 local assert, error, pairs, ipairs, next, select, tostring, type = assert, error, pairs, ipairs,
 	next, select, tostring, type
 local pcall, xpcall, setmetatable, unpack = pcall, xpcall, setmetatable, unpack
-local traceback = debug.traceback
+-- `debug` and `math` are opened on first use (see daemon/lua/host.c): don't touch them here
+local function traceback(...)
+	return debug.traceback(...)
+end
 local format, tinsert, tremove, concat = string.format, table.insert, table.remove, table.concat
 local coroutine_create, coroutine_resume, coroutine_yield, coroutine_running, coroutine_status =
 	coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
@@ -207,7 +210,7 @@ local function check_ticks(ti)
 	if type(ti) ~= "number" then
 		error("bad argument #1 (number expected, got " .. type(ti) .. ")", 3)
 	end
-	if ti ~= math.floor(ti) then
+	if ti % 1 ~= 0 then
 		error("number has no integer representation", 3)
 	end
 end
@@ -690,7 +693,7 @@ function skynet.localname(name)
 end
 
 function skynet.harbor(addr)
-	return math.floor(addr / 0x1000000), false
+	return (addr - addr % 0x1000000) / 0x1000000, false
 end
 
 skynet.now = c.now
@@ -881,12 +884,12 @@ local function settle_before_exit(reason)
 	end
 end
 
-debug.getregistry()["skyjet.release"] = function()
+c.onrelease(function()
 	if not exited then
 		exited = true
 		settle_before_exit("service " .. skynet.address(self_handle) .. " was killed")
 	end
-end
+end)
 
 function skynet.exit()
 	fork_queue = { h = 1, t = 0 }

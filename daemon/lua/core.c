@@ -534,6 +534,16 @@ static int l_isinternal(lua_State *L)
     return 1;
 }
 
+/* onrelease(f): f runs when the service is released without having exited by itself (killed),
+ * so it can still answer the requests it owes. */
+static int l_onrelease(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "skyjet.release");
+    return 0;
+}
+
 /* loadfile(path) -> chunk | nil, err  (through the node's bytecode cache) */
 static int l_loadfile(lua_State *L)
 {
@@ -760,6 +770,7 @@ int luaopen_skynet_core(lua_State *L)
         {"loadfile", l_loadfile},
         {"checkpayload", l_checkpayload},
         {"stats", l_stats},
+        {"onrelease", l_onrelease},
         {"hold", l_hold},
         {"stopping", l_stopping},
         {"internal", l_internal},

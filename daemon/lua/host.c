@@ -30,9 +30,11 @@ struct host {
     int cb_ref;       /* registry ref of the Lua dispatcher */
     int forward;      /* dispatcher keeps messages (skynet.forward_type) */
     atomic_int trap;  /* signal 0 asked to break the running code */
+    int jit_countdown; /* messages left before the JIT is switched on (0 = on or never) */
 };
 
 static struct host_paths paths;
+static void enable_jit(struct host *h);
 
 /* ---- chunk cache ---------------------------------------------------------------------- */
 
@@ -287,6 +289,8 @@ static int dispatch_cb(struct service *s, void *ud, int type, int session, uint3
 {
     struct host *h = ud;
     lua_State *L = h->L;
+    if (h->jit_countdown && --h->jit_countdown == 0)
+        enable_jit(h);
     int top = lua_gettop(L);
     lua_pushcfunction(L, traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->cb_ref);
@@ -331,11 +335,90 @@ static int preload(lua_State *L, const char *name, lua_CFunction f)
     return 0;
 }
 
+/* Standard libraries a service rarely needs at once are opened on first use: each costs time and
+ * memory in every one of possibly thousands of services. `jit` in particular detects the CPU
+ * (cpuid traps to the hypervisor in a VM: ~25 us per service), so it is opened when a service
+ * requires it or has handled JIT_AFTER messages (host_paths.jit = "auto"). */
+static const struct {
+    const char *name;
+    lua_CFunction open;
+} lazy_libs[] = {
+    {LUA_IOLIBNAME, luaopen_io},   {LUA_OSLIBNAME, luaopen_os},
+    {LUA_DBLIBNAME, luaopen_debug}, {LUA_MATHLIBNAME, luaopen_math},
+    {LUA_BITLIBNAME, luaopen_bit}, {LUA_JITLIBNAME, luaopen_jit},
+    {LUA_FFILIBNAME, luaopen_ffi},
+};
+#define JIT_AFTER 1000
+
+/* _G's __index: a global named like a lazy library opens it (through require, so package.loaded
+ * stays right) and returns it; any other missing global is nil as usual. */
+static int lazy_global(lua_State *L)
+{
+    const char *name = lua_tostring(L, 2);
+    for (size_t i = 0; name && i < sizeof lazy_libs / sizeof *lazy_libs; i++) {
+        if (strcmp(name, lazy_libs[i].name) == 0) {
+            lua_getglobal(L, "require");
+            lua_pushstring(L, name);
+            lua_call(L, 1, 1);
+            if (strcmp(name, LUA_FFILIBNAME) == 0) /* ffi is not a global by default */
+                return 1;
+            lua_pushvalue(L, 2);
+            lua_rawget(L, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void open_libs(lua_State *L)
+{
+    static const luaL_Reg eager[] = {
+        {"", luaopen_base},
+        {LUA_LOADLIBNAME, luaopen_package},
+        {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *lib = eager; lib->func; lib++) {
+        lua_pushcfunction(L, lib->func);
+        lua_pushstring(L, lib->name);
+        lua_call(L, 1, 0);
+    }
+    for (size_t i = 0; i < sizeof lazy_libs / sizeof *lazy_libs; i++)
+        preload(L, lazy_libs[i].name, lazy_libs[i].open);
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, lazy_global);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+}
+
+static int open_jit(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, LUA_JITLIBNAME);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+static void enable_jit(struct host *h)
+{
+    h->jit_countdown = 0;
+    lua_pushcfunction(h->L, open_jit);
+    if (lua_pcall(h->L, 0, 0, 0) != 0)
+        lua_pop(h->L, 1);
+}
+
 static int init_state(struct host *h, const char *args, size_t len)
 {
     lua_State *L = h->L;
     lua_gc(L, LUA_GCSTOP, 0);
-    luaL_openlibs(L);
+    open_libs(L);
+    if (paths.jit && strcmp(paths.jit, "on") == 0)
+        enable_jit(h);
+    else if (!paths.jit || strcmp(paths.jit, "auto") == 0)
+        h->jit_countdown = JIT_AFTER;
     preload(L, "skynet.core", luaopen_skynet_core);
     preload(L, "skynet.seri", luaopen_skynet_seri);
     preload(L, "skynet.socketdriver", luaopen_socketdriver);

@@ -15,6 +15,7 @@ struct host_paths {
     const char *lib_path;
     const char *cpath;
     const char *preload;
+    const char *jit; /* "auto" (default), "on" or "off" */
 };
 
 /* Set once at start-up, before the first Lua service. The strings must outlive the node. */
