@@ -338,35 +338,14 @@ function skynet.rawcall(addr, typename, msg, sz)
 	return yield_call(addr, session)
 end
 
-function skynet.tracecall(tag, addr, typename, msg, sz)
-	c_send(addr, PTYPE_TRACE, 0, tag)
-	local p = proto[typename]
-	local session = new_session()
-	local r = c_send(addr, p.id, session, msg, sz)
-	if r == nil then
-		error "call to invalid address"
-	end
-	return yield_call(addr, session)
-end
 
 function skynet.send(addr, typename, ...)
 	local p = proto[typename]
 	return c_send(addr, p.id, 0, p.pack(...))
 end
 
-function skynet.rawsend(addr, typename, msg, sz)
-	local p = proto[typename]
-	return c_send(addr, p.id, 0, msg, sz)
-end
 
-function skynet.redirect(dest, source, typename, session, msg, sz)
-	local p = proto[typename]
-	return c_redirect(dest, source, p.id, session or new_session(), msg, sz)
-end
 
-function skynet.genid()
-	return new_session()
-end
 
 -- answering ---------------------------------------------------------------------------------
 function skynet.ret(msg, sz)
@@ -404,14 +383,7 @@ function skynet.retpack(...)
 	return skynet.ret(skynet.pack(...))
 end
 
-function skynet.context()
-	local co = running_thread
-	return session_coroutine_id[co], session_coroutine_address[co]
-end
 
-function skynet.ignoreret()
-	session_coroutine_id[running_thread] = nil
-end
 
 function skynet.response(pack)
 	pack = pack or skynet.pack
@@ -608,71 +580,6 @@ function skynet.dispatch(typename, func)
 end
 
 -- coroutines ----------------------------------------------------------------------------------
-function skynet.killthread(co)
-	local session
-	if type(co) == "string" then
-		for s, thr in pairs(session_id_coroutine) do
-			if type(thr) == "thread" and string.find(tostring(thr), co) then
-				session, co = s, thr
-				break
-			end
-		end
-		if session == nil then
-			for i = fork_queue.h, fork_queue.t do
-				local thr = fork_queue[i]
-				if thr and string.find(tostring(thr), co) then
-					co = thr
-					break
-				end
-			end
-		end
-	end
-	if type(co) ~= "thread" then
-		return
-	end
-	for i = fork_queue.h, fork_queue.t do
-		if fork_queue[i] == co then
-			for j = i, fork_queue.t - 1 do
-				fork_queue[j] = fork_queue[j + 1]
-			end
-			fork_queue[fork_queue.t] = nil
-			fork_queue.t = fork_queue.t - 1
-			return co
-		end
-	end
-	if session == nil then
-		for s, thr in pairs(session_id_coroutine) do
-			if thr == co then
-				session = s
-				break
-			end
-		end
-	end
-	if session == nil then
-		return
-	end
-	local addr = session_coroutine_address[co]
-	local req = session_coroutine_id[co]
-	if req and req ~= 0 and addr then
-		c_send(addr, PTYPE_ERROR, req, "killed")
-	end
-	session_coroutine_id[co] = nil
-	session_coroutine_address[co] = nil
-	session_coroutine_tracetag[co] = nil
-	if watching_session[session] then
-		session_id_coroutine[session] = "BREAK"
-		watching_session[session] = nil
-	else
-		session_id_coroutine[session] = nil
-	end
-	for token, s in pairs(sleep_session) do
-		if s == session then
-			sleep_session[token] = nil
-			break
-		end
-	end
-	return co
-end
 
 -- identity, time, env ----------------------------------------------------------------------------
 function skynet.self()
@@ -686,38 +593,17 @@ function skynet.address(addr)
 	return tostring(addr)
 end
 
-function skynet.localname(name)
-	if type(name) == "string" and name:sub(1, 1) == "." then
-		return c.query(name)
-	end
-end
 
-function skynet.harbor(addr)
-	return (addr - addr % 0x1000000) / 0x1000000, false
-end
 
 skynet.now = c.now
 skynet.hpc = c.hpc
 
-local starttime = c.starttime()
-function skynet.starttime()
-	return starttime
-end
 
-function skynet.time()
-	return c.now() / 100 + starttime
-end
 
 function skynet.getenv(key)
 	return c.getenv(key)
 end
 
-function skynet.setenv(key, value)
-	if c.getenv(key) ~= nil then
-		error("Can't setenv exist key : " .. key)
-	end
-	c.setenv(key, "" .. value)
-end
 
 -- serialisation, memory ------------------------------------------------------------------------
 skynet.pack = c.pack
@@ -742,125 +628,25 @@ function skynet.error(...)
 	c.error(to_text(...))
 end
 
-function skynet.log(level, ...)
-	c.log(level, to_text(...))
-end
 
-function skynet.memlimit(bytes)
-	c.memlimit(bytes)
-end
 
-function skynet.mqlen()
-	return c.mqlen()
-end
 
-function skynet.stat(what)
-	if what == "time" then
-		return (c.hpc() - dispatch_start) / 1e9
-	end
-	return c.stat(what)
-end
 
-function skynet.endless()
-	return c.stat("endless") == 1
-end
 
-function skynet.task(ret)
-	if ret == nil then
-		local n = 0
-		for _, co in pairs(session_id_coroutine) do
-			if type(co) == "thread" then
-				n = n + 1
-			end
-		end
-		return n
-	end
-	if ret == "init" then
-		return init_thread and traceback(init_thread) or nil
-	end
-	local t = type(ret)
-	if t == "table" then
-		for session, co in pairs(session_id_coroutine) do
-			if type(co) == "thread" then
-				ret[tostring(co) .. " session: " .. session] = traceback(co)
-			end
-		end
-		return
-	elseif t == "number" then
-		local co = session_id_coroutine[ret]
-		return type(co) == "thread" and traceback(co) or "No session"
-	elseif t == "thread" then
-		for session, co in pairs(session_id_coroutine) do
-			if co == ret then
-				return session
-			end
-		end
-	end
-end
 
-function skynet.uniqtask()
-	local stacks = {}
-	for session, co in pairs(session_id_coroutine) do
-		if type(co) == "thread" then
-			local key = traceback(co)
-			local s = stacks[key]
-			if s then
-				s.n = s.n + 1
-			else
-				stacks[key] = { n = 1, session = session }
-			end
-		end
-	end
-	return stacks
-end
 
-function skynet.term(service)
-	callee_gone(service)
-	dispatch_error_queue()
-end
 
 -- tracing ---------------------------------------------------------------------------------------
-local trace_counter = 0
-function skynet.trace(info)
-	trace_counter = trace_counter + 1
-	local tag = format(":%08x-%d", self_handle, trace_counter)
-	session_coroutine_tracetag[running_thread or "main"] = tag
-	trace_log(tag, info and ("trace " .. tostring(info)) or "trace")
-end
 
-function skynet.tracetag()
-	return session_coroutine_tracetag[running_thread or "main"]
-end
 
-function skynet.tracelog(tag, text)
-	if tag then
-		trace_log(tag, tostring(text))
-	end
-end
 
-function skynet.traceproto(typename, flag)
-	local p = assert(proto[typename])
-	p.trace = flag
-end
 
 -- services -------------------------------------------------------------------------------------
 function skynet.newservice(name, ...)
 	return skynet.call(".launcher", "lua", "LAUNCH", "snlua", name, ...)
 end
 
-function skynet.uniqueservice(global, ...)
-	if global == true then
-		return assert(skynet.call(".service", "lua", "GLAUNCH", ...))
-	end
-	return assert(skynet.call(".service", "lua", "LAUNCH", global, ...))
-end
 
-function skynet.queryservice(global, ...)
-	if global == true then
-		return assert(skynet.call(".service", "lua", "GQUERY", ...))
-	end
-	return assert(skynet.call(".service", "lua", "QUERY", global, ...))
-end
 
 -- Answer everything still owed and tell our callees we are gone. Used by exit and, through the
 -- registry hook, when the service is killed from outside.
@@ -871,7 +657,9 @@ local function settle_before_exit(reason)
 			c_send(address, PTYPE_ERROR, session, reason)
 		end
 	end
-	session_coroutine_id = {}
+	for co in pairs(session_coroutine_id) do
+		session_coroutine_id[co] = nil
+	end
 	for resp in pairs(unresponse) do
 		resp(false)
 	end
@@ -892,7 +680,10 @@ c.onrelease(function()
 end)
 
 function skynet.exit()
-	fork_queue = { h = 1, t = 0 }
+	for i = fork_queue.h, fork_queue.t do
+		fork_queue[i] = nil
+	end
+	fork_queue.h, fork_queue.t = 1, 0
 	exited = true
 	c_send(".launcher", 10, 0, skynet.pack("REMOVE", self_handle, false))
 	settle_before_exit("service " .. skynet.address(self_handle) .. " exited")
@@ -906,19 +697,7 @@ function skynet.exit()
 	coroutine_yield "QUIT"
 end
 
-function skynet.kill(addr)
-	if type(addr) == "number" or (type(addr) == "string" and addr:sub(1, 1) == ":") then
-		local h = type(addr) == "number" and addr or tonumber(addr:sub(2), 16)
-		skynet.send(".launcher", "lua", "REMOVE", h, true)
-	end
-	if c.kill(addr) then
-		c.error("KILL " .. (type(addr) == "number" and format(":%x", addr) or addr))
-	end
-end
 
-function skynet.abort()
-	c.abort()
-end
 
 -- start-up ---------------------------------------------------------------------------------------
 local init_funcs = {}
@@ -968,15 +747,49 @@ function skynet.start(start_func)
 	end)
 end
 
-function skynet.info_func(f)
-	skynet.info = f
-end
 
-function skynet.coroutine_running()
-	return running_thread
-end
 
 skynet.pcall = pcall
+
+-- Rarely used functions live in skynet/extra.lua and load on first use: every service holds its
+-- own copy of the code it loads, so what an idle service never calls is not loaded.
+local internal = {
+	session_id_coroutine = session_id_coroutine,
+	session_coroutine_id = session_coroutine_id,
+	session_coroutine_address = session_coroutine_address,
+	session_coroutine_tracetag = session_coroutine_tracetag,
+	watching_session = watching_session,
+	sleep_session = sleep_session,
+	fork_queue = fork_queue,
+	callee_gone = callee_gone,
+	dispatch_error_queue = dispatch_error_queue,
+	trace_log = trace_log,
+	traceback = traceback,
+	to_text = to_text,
+	new_session = new_session,
+	running = function()
+		return running_thread
+	end,
+	init_thread = function()
+		return init_thread
+	end,
+	dispatch_start = function()
+		return dispatch_start
+	end,
+	self = self_handle,
+}
+
+setmetatable(skynet, {
+	__index = function(t, k)
+		local extra = internal.extra
+		if not extra then
+			extra = require "skynet.extra"
+			internal.extra = extra
+			extra(t, internal)
+		end
+		return rawget(t, k)
+	end,
+})
 
 -- built-in protocols --------------------------------------------------------------------------------
 skynet.register_protocol {
@@ -999,7 +812,19 @@ skynet.register_protocol {
 	end,
 }
 
+-- The debug protocol's commands load on its first message (lualib/skynet/debug.lua).
+skynet.register_protocol {
+	name = "debug",
+	id = skynet.PTYPE_DEBUG,
+	pack = skynet.pack,
+	unpack = skynet.unpack,
+	dispatch = function(...)
+		local p = proto.debug
+		p.dispatch = require("skynet.debug").dispatch
+		return p.dispatch(...)
+	end,
+}
+
 package.loaded.skynet = skynet
-require "skynet.debug"
 
 return skynet

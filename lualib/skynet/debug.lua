@@ -1,4 +1,4 @@
--- skynet.debug: the "debug" protocol every Lua service answers (used by the launcher, the
+-- skynet.debug: the commands of the "debug" protocol every Lua service answers (used by the launcher, the
 -- debug console and liveness probes): MEM, GC, STAT, TASK, UNIQTASK, KILLTASK, INFO, EXIT,
 -- TERM, SUPPORT, PING, LINK. An unknown command is a handler error, so the caller gets
 -- "call failed".
@@ -75,11 +75,9 @@ function CMD.LINK()
 	links[#links + 1] = skynet.response()
 end
 
-skynet.register_protocol {
-	name = "debug",
-	id = skynet.PTYPE_DEBUG,
-	pack = skynet.pack,
-	unpack = skynet.unpack,
+-- skynet.lua registers the "debug" protocol and loads this module on its first message.
+return {
+	commands = CMD,
 	dispatch = function(_, _, cmd, ...)
 		local f = CMD[cmd]
 		if not f then
@@ -88,5 +86,3 @@ skynet.register_protocol {
 		f(...)
 	end,
 }
-
-return CMD
