@@ -767,6 +767,7 @@ local internal = {
 	traceback = traceback,
 	to_text = to_text,
 	new_session = new_session,
+	yield_call = yield_call,
 	running = function()
 		return running_thread
 	end,

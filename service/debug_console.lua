@@ -42,6 +42,9 @@ local function parse_address(s)
 	else
 		fail("bad address '%s' (use :0000000a, a, 10 or .name)", s)
 	end
+	if h > 0xffffffff then
+		fail("bad address '%s': more than 32 bits", s)
+	end
 	if not core.serviceinfo(h) then
 		fail("no service %s", skynet.address(h))
 	end
@@ -187,8 +190,18 @@ local function clusterd()
 	return skynet.localname ".clusterd"
 end
 
-local CLUSTER_FIELDS = { "address", "connected", "pending", "requests", "pushes", "bytes_out",
-	"bytes_in", "failures", "last_error" }
+local CLUSTER_FIELDS = { "address", "state", "connected", "pending", "requests", "pushes",
+	"bytes_out", "bytes_in", "failures", "rtt_us" }
+
+-- errors = { kind = count } -> "kind:count,kind:count"
+local function errors_text(errors)
+	local kinds = {}
+	for kind, n in pairs(errors) do
+		kinds[#kinds + 1] = kind .. ":" .. tostring(n)
+	end
+	table.sort(kinds)
+	return table.concat(kinds, ",")
+end
 
 HELP[#HELP + 1] = "cluster         the node table and the state of each link"
 function CMD.cluster()
@@ -204,17 +217,23 @@ function CMD.cluster()
 	table.sort(nodes)
 	local out = {}
 	for _, node in ipairs(nodes) do
-		local st, known, parts = status[node], {}, { node }
+		local st, known, parts = status[node], { last_error = true }, { node }
 		for _, k in ipairs(CLUSTER_FIELDS) do
 			known[k] = true
 			if st[k] ~= nil then
 				parts[#parts + 1] = k .. "=" .. tostring(st[k])
 			end
 		end
-		for k, v in pairs(st) do -- fields added later (latency, errors, ...) still show
+		if type(st.errors) == "table" and next(st.errors) then
+			parts[#parts + 1] = "errors=" .. errors_text(st.errors)
+		end
+		for k, v in pairs(st) do -- fields added later still show
 			if not known[k] and type(v) ~= "table" then
 				parts[#parts + 1] = k .. "=" .. tostring(v)
 			end
+		end
+		if st.last_error then -- last: it is free text
+			parts[#parts + 1] = "last_error=" .. tostring(st.last_error):gsub("\n", " ")
 		end
 		out[#out + 1] = table.concat(parts, " ")
 	end

@@ -101,6 +101,8 @@ local PEER = {
 	{ "cluster_bytes_in_total", "counter", "Bytes received from the node.", "bytes_in" },
 	{ "cluster_pending_calls", "gauge", "Calls to the node waiting for an answer.", "pending" },
 	{ "cluster_failures_total", "counter", "Calls to the node that failed.", "failures" },
+	{ "cluster_rtt_seconds", "gauge", "Round trip of the last call or heartbeat to the node.",
+		"rtt_us", 1e-6 },
 }
 
 -- status.errors = { [kind] = count }
@@ -121,27 +123,21 @@ local function peer_errors(out, status, nodes)
 	end
 end
 
--- status.latency = { buckets = { {le = seconds, count = cumulative}, ... }, sum = s, count = n }
+-- status.latency = { bounds = {µs, ...}, buckets = {count per bound, ..., count above the last},
+-- count = n, sum_us = total µs }; Prometheus buckets are cumulative and in seconds.
 local function peer_latency(out, status, nodes)
 	local name = "cluster_call_latency_seconds"
 	family(out, name, "histogram", "Round trip of calls to the node.")
 	for _, node in ipairs(nodes) do
 		local lat = status[node].latency
-		if type(lat) == "table" and type(lat.buckets) == "table" then
-			local buckets = {}
-			for _, b in ipairs(lat.buckets) do
-				buckets[#buckets + 1] = b
-			end
-			table.sort(buckets, function(a, b)
-				return a.le < b.le
-			end)
-			for _, b in ipairs(buckets) do
-				if b.le ~= math.huge then
-					sample(out, name .. "_bucket", b.count, { "node", node, "le", number(b.le) })
-				end
+		if type(lat) == "table" and type(lat.bounds) == "table" and type(lat.buckets) == "table" then
+			local cumulative = 0
+			for i, bound in ipairs(lat.bounds) do
+				cumulative = cumulative + (lat.buckets[i] or 0)
+				sample(out, name .. "_bucket", cumulative, { "node", node, "le", number(bound / 1e6) })
 			end
 			sample(out, name .. "_bucket", lat.count, { "node", node, "le", "+Inf" })
-			sample(out, name .. "_sum", lat.sum, { "node", node })
+			sample(out, name .. "_sum", (lat.sum_us or 0) / 1e6, { "node", node })
 			sample(out, name .. "_count", lat.count, { "node", node })
 		end
 	end
@@ -171,7 +167,9 @@ local function cluster(out)
 			if type(v) == "boolean" then
 				v = v and 1 or 0
 			end
-			sample(out, m[1], v, { "node", node })
+			if type(v) == "number" then
+				sample(out, m[1], v * (m[5] or 1), { "node", node })
+			end
 		end
 	end
 	peer_errors(out, status, nodes)

@@ -62,6 +62,18 @@ def run_unit(build, pattern):
         print(f"     {name}: {passed}/{checks} checks passed ({time.time() - t0:.1f}s)", flush=True)
 
 
+def run_lint():
+    """luacheck over every Lua file of the project (catches undefined variables)."""
+    import shutil
+    if not shutil.which("luacheck"):
+        report(False, "lint/luacheck", "luacheck is not installed (scripts/deps installs lua-check)")
+        return
+    dirs = ["lualib", "service", "test/lua", "test/cluster/lua", "test/bench", "config/demo"]
+    p = subprocess.run(["luacheck", "--no-color", "-q"] + dirs, cwd=ROOT, capture_output=True,
+                       text=True)
+    report(p.returncode == 0, "lint/luacheck", p.stdout[-4000:])
+
+
 def write_ini(path, start, logfile, extra=""):
     lua_dir = os.path.join(ROOT, "test", "lua")
     with open(path, "w") as f:
@@ -142,14 +154,16 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--bin", default="./skyjet")
     ap.add_argument("--only", default=None, help="regex on test names")
-    ap.add_argument("--phase", action="append", choices=["unit", "lua", "cluster"])
+    ap.add_argument("--phase", action="append", choices=["lint", "unit", "lua", "cluster"])
     ap.add_argument("--timeout", type=int, default=180)
     args = ap.parse_args()
     binary = os.path.abspath(os.path.join(ROOT, args.bin))
     os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=66")
     os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-    phases = args.phase or ["unit", "lua", "cluster"]
+    phases = args.phase or ["lint", "unit", "lua", "cluster"]
     print(f"skyjet tests: {binary} ({args.build})", flush=True)
+    if "lint" in phases:
+        run_lint()
     if "unit" in phases:
         run_unit(os.path.join(ROOT, args.build), args.only)
     if "lua" in phases:

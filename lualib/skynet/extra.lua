@@ -214,7 +214,7 @@ return function(skynet, I)
 		if r == nil then
 			error "call to invalid address"
 		end
-		return yield_call(addr, session)
+		return I.yield_call(addr, session)
 	end
 
 	function skynet.rawsend(addr, typename, msg, sz)

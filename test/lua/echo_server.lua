@@ -7,8 +7,8 @@ local port
 local accepted, closed = 0, 0
 
 skynet.start(function()
-	local lid
-	lid, _, port = socket.listen("127.0.0.1", 0)
+	local lid, _, bound = socket.listen("127.0.0.1", 0)
+	port = bound
 	socket.start(lid, function(id)
 		accepted = accepted + 1
 		skynet.fork(function()
