@@ -10,7 +10,7 @@ local coroutine_running = coroutine.running
 
 local socket = {}
 local pool = {} -- id -> state
-local BUFFER_PAUSE = 128 * 1024 -- pause reading when this much sits unread and nobody reads
+local BUFFER_PAUSE = 4 * 1024 * 1024 -- pause reading when this much sits unread and nobody reads
 
 local DATA, OPEN, CLOSE, ACCEPT, ERROR, WARNING = 1, 2, 3, 4, 5, 7
 
