@@ -228,10 +228,10 @@ function CMD.req(addr, msg, sz, timeout)
 	local where = address
 	local t0 = skynet.hpc()
 	local result
-	ok, result = pcall(function()
-		send_trace()
-		return channel:request(request, s, padding, timeout)
-	end)
+	if skynet.tracetag() then
+		ok, result = pcall(send_trace)
+	end
+	ok, result = pcall(channel.request, channel, request, s, padding, timeout)
 	if not ok then
 		if result == socketchannel.timeout then
 			fail(addr, "timeout", string.format("timeout after %d ms (%s)", timeout, where))
