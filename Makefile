@@ -59,10 +59,13 @@ unit: $(UNIT_BIN)
 deps:
 	@scripts/deps
 
-# The full suite: dependencies, normal build, then everything again under ASan/UBSan.
+# The full suite: dependencies (clang and libFuzzer too), normal build, everything again under
+# ASan/UBSan, then each libFuzzer harness for 30 s.
 test: deps
+	@scripts/deps --fuzz
 	$(MAKE) check
 	$(MAKE) check BUILD=build-asan OPT=-O1
+	scripts/fuzz --seconds 30
 
 # One pass of the suite with the current BUILD.
 check: $(BIN) $(TOOL_BIN) $(UNIT_BIN)
@@ -80,13 +83,19 @@ fuzz:
 format:
 	clang-format -i daemon/*.c daemon/*.h daemon/lua/*.c daemon/lua/*.h test/unit/*.c
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/skyjet/lualib/skynet \
-		$(DESTDIR)$(PREFIX)/share/skyjet/service $(DESTDIR)$(PREFIX)/share/skyjet/config
-	install -m 755 skyjet $(DESTDIR)$(PREFIX)/bin/skyjet
-	cp -R lualib/. $(DESTDIR)$(PREFIX)/share/skyjet/lualib/
-	cp -R service/. $(DESTDIR)$(PREFIX)/share/skyjet/service/
-	cp -R config/. $(DESTDIR)$(PREFIX)/share/skyjet/config/
+# The binary goes to $(PREFIX)/bin, lualib/, service/ and config/ to $(PREFIX)/share/skyjet (where
+# the binary looks for them), so `skyjet /etc/skyjet/game1.ini` runs from any folder. The systemd
+# unit's paths are rewritten for PREFIX. SKYJET_BIN installs another binary as built (e.g.
+# build-asan/skyjet) instead of building ./skyjet.
+SKYJET_BIN ?= $(BIN)
+SHARE := $(DESTDIR)$(PREFIX)/share/skyjet
+install: $(SKYJET_BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/lualib $(SHARE)/service $(SHARE)/config
+	install -m 755 $(SKYJET_BIN) $(DESTDIR)$(PREFIX)/bin/skyjet
+	cp -R lualib/. $(SHARE)/lualib/
+	cp -R service/. $(SHARE)/service/
+	cp -R config/. $(SHARE)/config/
+	sed 's|/usr/local|$(PREFIX)|g' config/skyjet@.service > $(SHARE)/config/skyjet@.service
 
 clean:
 	rm -rf build build-asan skyjet

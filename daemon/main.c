@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,13 +123,39 @@ static int pidfile_write(const char *path)
     return 0;
 }
 
+/* While starting in the background, the write end of a pipe the launching process reads: it
+ * exits 0 once the node is up ("ok") or 1 with the reason, so `skyjet -d` (and systemd
+ * Type=forking) only report success for a node that really runs. */
+static int ready_fd = -1;
+
 static int daemonize(void)
 {
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
-    if (pid > 0)
-        _exit(0);
+    if (pid > 0) {
+        close(p[1]);
+        char buf[1024];
+        size_t used = 0;
+        ssize_t n;
+        while (used < sizeof buf - 1 && (n = read(p[0], buf + used, sizeof buf - 1 - used)) != 0) {
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;
+            }
+            used += (size_t)n;
+        }
+        buf[used] = '\0';
+        if (used >= 2 && memcmp(buf, "ok", 2) == 0)
+            _exit(0);
+        fprintf(stderr, "%s", used ? buf : "skyjet: the node stopped during start-up (see its log)\n");
+        _exit(1);
+    }
+    close(p[0]);
     if (setsid() < 0)
         return -1;
     pid = fork();
@@ -136,6 +163,7 @@ static int daemonize(void)
         return -1;
     if (pid > 0)
         _exit(0);
+    ready_fd = p[1];
     int fd = open("/dev/null", O_RDWR);
     if (fd >= 0) {
         dup2(fd, 0);
@@ -145,6 +173,37 @@ static int daemonize(void)
             close(fd);
     }
     return 0;
+}
+
+/* A start-up error: to stderr, or through the readiness pipe when daemonized. */
+static void startup_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void startup_error(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof buf)
+        n = sizeof buf - 1;
+    if (ready_fd >= 0) {
+        ssize_t w = write(ready_fd, buf, (size_t)n);
+        (void)w;
+    } else {
+        fputs(buf, stderr);
+    }
+}
+
+static void startup_done(void)
+{
+    if (ready_fd >= 0) {
+        ssize_t w = write(ready_fd, "ok", 2);
+        (void)w;
+        close(ready_fd);
+        ready_fd = -1;
+    }
 }
 
 /* Give memory back to the system: after service churn has settled (at least 64 services released
@@ -270,22 +329,38 @@ int main(int argc, char **argv)
     }
     if (want_daemon && !cfg.pidfile) {
         fprintf(stderr, "skyjet: -d needs [node] daemon = PIDFILE in %s\n", cfg.path);
+        config_free(&cfg);
+        env_exit();
         return 1;
     }
+    /* Every thread started from here inherits a full signal mask; only main takes signals (a
+     * SIGTERM that arrives during start-up waits for the main loop instead of killing us). */
+    sigset_t sigs;
+    sigfillset(&sigs);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
     if (cfg.pidfile) {
-        if (pidfile_check(cfg.pidfile) != 0)
-            return 1;
-        if (daemonize() != 0) {
+        int fail = pidfile_check(cfg.pidfile) != 0;
+        if (!fail && daemonize() != 0) {
             fprintf(stderr, "skyjet: cannot daemonize: %s\n", strerror(errno));
-            return 1;
+            fail = 1;
         }
-        if (pidfile_write(cfg.pidfile) != 0) {
-            fprintf(stderr, "skyjet: cannot write pidfile %s: %s\n", cfg.pidfile, strerror(errno));
+        if (!fail && pidfile_write(cfg.pidfile) != 0) {
+            startup_error("skyjet: cannot write pidfile %s: %s\n", cfg.pidfile, strerror(errno));
+            fail = 1;
+        }
+        if (fail) {
+            config_free(&cfg);
+            env_exit();
             return 1;
         }
     }
     if (cfg.logfile && log_open(cfg.logfile) != 0) {
-        fprintf(stderr, "skyjet: cannot open log file %s: %s\n", cfg.logfile, strerror(errno));
+        startup_error("skyjet: cannot open log file %s: %s\n", cfg.logfile, strerror(errno));
+        if (cfg.pidfile)
+            unlink(cfg.pidfile);
+        config_free(&cfg);
+        env_exit();
         return 1;
     }
     log_set_level((enum log_level)cfg.loglevel);
@@ -306,12 +381,6 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
 
-    /* Every thread started from here inherits a full signal mask; only main takes signals. */
-    sigset_t sigs;
-    sigfillset(&sigs);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     struct service_hooks hooks = {scheduler_wakeup, service_retired, free_message_data};
     service_init(&hooks);
     service_register_module(&host_module);
@@ -323,12 +392,14 @@ int main(int argc, char **argv)
     reactor = reactor_create(&rc);
     if (!reactor || reactor_start(reactor) != 0) {
         log_write(0, LOG_ERROR, "cannot start the reactor");
+        startup_error("skyjet: cannot start the reactor\n");
         return 1;
     }
     socketdriver_init(reactor);
     if (clock_start() != 0 || scheduler_start(cfg.threads) != 0 ||
         monitor_start(cfg.stuck_seconds) != 0) {
         log_write(0, LOG_ERROR, "cannot start the runtime threads");
+        startup_error("skyjet: cannot start the runtime threads\n");
         return 1;
     }
     log_write(0, LOG_INFO, "skyjet %s node %s starting: %d threads, config %s", SKYJET_VERSION,
@@ -340,9 +411,15 @@ int main(int argc, char **argv)
     if (!service_launch(cfg.bootstrap, strchr(cfg.bootstrap, ' ') ? strchr(cfg.bootstrap, ' ') + 1
                                                                    : "")) {
         log_write(0, LOG_ERROR, "Bootstrap error : %s", cfg.bootstrap);
+        startup_error("skyjet: Bootstrap error : %s\n", cfg.bootstrap);
         exit_code = 1;
         stop_services(1000);
     }
+
+    if (exit_code == 0)
+        startup_done();
+    else if (ready_fd >= 0)
+        close(ready_fd);
 
     sigset_t wanted;
     sigemptyset(&wanted);

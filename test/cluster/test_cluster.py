@@ -97,8 +97,12 @@ def test_large_requests_and_replies_around_the_split_threshold(ctx):
         return bad
     """ % ("{" + ",".join(map(str, sizes)) + "}"), timeout=120)
     check(bad == [], f"sizes that did not round-trip: {bad}")
-    # a large push arrives too
+    # a large push arrives too (its parts go out at low priority, so a later call may overtake
+    # it: wait for it rather than expecting it before the next call)
     a.eval('cluster.send("n2", "@probe", "record", string.rep("p", 100000))')
+    deadline = time.time() + 10
+    while time.time() < deadline and not a.eval1('return cluster.call("n2", "@probe", "count") == 1'):
+        time.sleep(0.05)
     check(a.eval1('return #cluster.call("n2", "@probe", "records")[1]') == 100000, "large push")
 
 

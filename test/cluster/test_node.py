@@ -61,3 +61,18 @@ def test_sigusr1_reopens_a_moved_log(ctx):
     n.signal(signal.SIGUSR1)
     n.wait_log(r"log file reopened")
     check(os.path.exists(n.log + ".1"), "old log kept")
+
+
+def test_daemon_start_failure_is_reported_by_the_launching_process(ctx):
+    ini = ctx.write("d.ini", f"[node]\nname = d\ndaemon = {ctx.path('d.pid')}\n"
+                             f"logfile = {ctx.path('no/such/dir/d.log')}\n")
+    p = ctx.run([ini], timeout=20)
+    check(p.returncode == 1 and "cannot open log file" in p.stderr, p.stderr)
+    import os
+    check(not os.path.exists(ctx.path("d.pid")), "no pidfile left behind")
+
+
+def test_calls_to_the_logger_fail_instead_of_hanging(ctx):
+    n = ctx.ctl_node("lg")
+    err = n.eval1('return select(2, pcall(skynet.call, ".logger", "debug", "PING"))')
+    check("call failed" in err and "logger" in err, err)
