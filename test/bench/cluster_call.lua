@@ -4,8 +4,12 @@
 -- concurrent callers (default 1 16 256). Each variant runs seconds/4 unmeasured first (this also
 -- connects), then `seconds` measured. Reports cluster_call_<N>: completed calls / elapsed time,
 -- with the p50 and p99 of the per-call latency (skynet.hpc around cluster.call).
+local skynet = require "skynet"
 local cluster = require "skynet.cluster"
 local bench = require "bench"
+
+-- scripts/bench runs this workload over authenticated links too, reported as cluster_auth_<N>
+local prefix = skynet.getenv "bench_prefix" or "cluster_call"
 
 local node = ...
 local seconds = tonumber((select(2, ...))) or 2
@@ -23,6 +27,6 @@ bench.main(function()
 		n = tonumber(n)
 		bench.loop(n, seconds / 4, echo)
 		local calls, elapsed, lat = bench.loop(n, seconds, echo)
-		bench.report("cluster_call_" .. n, calls / elapsed, "calls/s", lat)
+		bench.report(prefix .. "_" .. n, calls / elapsed, "calls/s", lat)
 	end
 end)

@@ -6,10 +6,14 @@
  *   bulk       the client writes 64 KiB chunks until the duration (or byte cap) is reached, then
  *              shuts its side down; the server counts what it read until EOF. MB/s = bytes the
  *              server read / (first write .. server saw EOF), MB = 10^6 bytes.
+ *   ping-pong over N connections at once (-c N, default 64): N client threads, each with its
+ *              own connection and echo thread, doing the same; total round trips/s.
  * Output (stdout), one line each:
  *   BENCH name=loopback_pingpong value=<rt/s> unit=rt/s p50_us=<..> p99_us=<..>
+ *   BENCH name=loopback_pingpong_<N> value=<rt/s> unit=rt/s
  *   BENCH name=loopback_bulk value=<MB/s> unit=MB/s
- * Usage: loopback [-p ping_seconds] [-b bulk_seconds] [-n bulk_max_bytes]  (defaults 2, 2, none)
+ * Usage: loopback [-p ping_seconds] [-b bulk_seconds] [-n bulk_max_bytes] [-c connections]
+ *        (defaults 2, 2, none, 64)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -178,6 +182,84 @@ static void bench_pingpong(double seconds)
     free(lat);
 }
 
+struct pinger {
+    uint16_t port;
+    double deadline;
+    uint64_t rts;
+};
+
+static void *echo_one(void *arg)
+{
+    int fd = *(int *)arg;
+    char b;
+    for (;;) {
+        ssize_t n = read(fd, &b, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (write(fd, &b, 1) != 1)
+            break;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *ping_one(void *arg)
+{
+    struct pinger *p = arg;
+    int fd = connect_loopback(p->port);
+    char b = 'p';
+    while (now_s() < p->deadline) {
+        if (write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1)
+            die("pingpong many");
+        p->rts++;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void bench_pingpong_many(double seconds, int n)
+{
+    uint16_t port;
+    int lfd = listen_loopback(&port);
+    if (listen(lfd, n) < 0)
+        die("listen");
+    struct pinger *p = calloc((size_t)n, sizeof *p);
+    pthread_t *clients = calloc((size_t)n, sizeof *clients);
+    pthread_t *servers = calloc((size_t)n, sizeof *servers);
+    int *fds = calloc((size_t)n, sizeof *fds);
+    if (!p || !clients || !servers || !fds)
+        die("calloc");
+    double start = now_s() + 0.05; /* connects first */
+    for (int i = 0; i < n; i++) {
+        p[i].port = port;
+        p[i].deadline = start + seconds;
+        if (pthread_create(&clients[i], NULL, ping_one, &p[i]) != 0)
+            die("pthread_create");
+        fds[i] = accept(lfd, NULL, NULL);
+        if (fds[i] < 0)
+            die("accept");
+        set_nodelay(fds[i]);
+        if (pthread_create(&servers[i], NULL, echo_one, &fds[i]) != 0)
+            die("pthread_create");
+    }
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(clients[i], NULL);
+        total += p[i].rts;
+    }
+    double elapsed = now_s() - start;
+    for (int i = 0; i < n; i++)
+        pthread_join(servers[i], NULL);
+    close(lfd);
+    printf("BENCH name=loopback_pingpong_%d value=%.1f unit=rt/s\n", n, (double)total / elapsed);
+    free(p);
+    free(clients);
+    free(servers);
+    free(fds);
+}
+
 static void bench_bulk(double seconds, uint64_t max_bytes)
 {
     static char chunk[CHUNK];
@@ -218,8 +300,8 @@ int main(int argc, char **argv)
 {
     double ping_s = 2, bulk_s = 2;
     uint64_t max_bytes = 0;
-    int opt;
-    while ((opt = getopt(argc, argv, "p:b:n:")) != -1) {
+    int opt, conns = 64;
+    while ((opt = getopt(argc, argv, "p:b:n:c:")) != -1) {
         switch (opt) {
         case 'p':
             ping_s = atof(optarg);
@@ -230,14 +312,19 @@ int main(int argc, char **argv)
         case 'n':
             max_bytes = strtoull(optarg, NULL, 10);
             break;
+        case 'c':
+            conns = atoi(optarg);
+            break;
         default:
-            fprintf(stderr, "usage: %s [-p ping_seconds] [-b bulk_seconds] [-n bulk_max_bytes]\n",
+            fprintf(stderr, "usage: %s [-p ping_seconds] [-b bulk_seconds] [-n bulk_max_bytes] [-c conns]\n",
                     argv[0]);
             return 2;
         }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     bench_pingpong(ping_s);
+    if (conns > 0)
+        bench_pingpong_many(ping_s, conns);
     bench_bulk(bulk_s, max_bytes);
     return 0;
 }

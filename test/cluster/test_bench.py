@@ -10,9 +10,10 @@ import sys
 from lib import check
 
 # Every result the suite reports, one per workload variant (test/bench/README.md).
-NAMES = ["loopback_pingpong", "loopback_bulk", "local_call_1x1", "local_call_1x64",
-         "local_call_2x1", "local_call_4x16", "local_send", "cluster_call_1", "cluster_call_16",
-         "cluster_call_256", "cluster_proxy_16", "cluster_send", "cluster_large",
+NAMES = ["loopback_pingpong", "loopback_pingpong_64", "loopback_bulk", "socket_echo_1",
+         "socket_echo_64", "socket_bulk", "local_call_1x1", "local_call_1x64", "local_call_2x1",
+         "local_call_4x16", "local_send", "cluster_call_1", "cluster_call_16", "cluster_call_256",
+         "cluster_proxy_16", "cluster_send", "cluster_large", "cluster_auth_1", "cluster_auth_16",
          "rss_per_service", "spawn_1", "spawn_16"]
 
 
