@@ -92,6 +92,9 @@ local function read_response(sock)
 	if s == nil then
 		error(string.format("malformed response from node %s (%d bytes)", node, len))
 	end
+	if state ~= "up" then
+		set_state("up") -- the node answered (a frozen node still completes TCP connects)
+	end
 	return s, ok, data, padding
 end
 
@@ -135,7 +138,6 @@ local function on_connect(ch)
 		end
 	end
 	last_recv = skynet.now()
-	set_state("up")
 end
 
 local function new_channel()

@@ -188,6 +188,9 @@ struct chunk {
 struct sbuf {
     struct chunk *head, *tail;
     size_t size;
+    size_t scanned; /* bytes from the front already searched for last_sep (readline) */
+    char last_sep[16];
+    size_t last_seplen;
 };
 
 #define SBUF "skyjet.socketbuffer"
@@ -226,6 +229,7 @@ static void sbuf_drop_head(struct sbuf *b)
 /* Copy n bytes (n <= b->size) from the front into dst and consume them. */
 static void sbuf_take(struct sbuf *b, char *dst, size_t n)
 {
+    b->scanned = b->scanned > n ? b->scanned - n : 0;
     while (n > 0) {
         struct chunk *c = b->head;
         size_t avail = c->size - c->offset;
@@ -328,19 +332,46 @@ static int l_buf_readall(lua_State *L)
     return 1;
 }
 
-/* Merge every chunk into one block so a separator can be searched with memmem. Lines are short
- * in practice, so the copy is cheap next to the syscalls that brought the bytes. */
-static int sbuf_flatten(struct sbuf *b)
+/* Does sep start at byte `off` of chunk c's unread data (continuing into the next chunks)? */
+static int sbuf_match(const struct chunk *c, size_t off, const char *sep, size_t seplen)
 {
-    if (!b->head || b->head == b->tail)
-        return 0;
-    char *p = malloc(b->size);
-    if (!p)
-        return -1;
-    size_t n = b->size;
-    sbuf_take(b, p, n);
-    sbuf_append(b, p, n);
-    return 0;
+    size_t k = 0;
+    while (c && k < seplen) {
+        size_t len = c->size - c->offset;
+        while (off < len && k < seplen) {
+            if (c->data[c->offset + off] != sep[k])
+                return 0;
+            off++;
+            k++;
+        }
+        c = c->next;
+        off = 0;
+    }
+    return k == seplen;
+}
+
+/* Offset of the first sep at or after `from`, or -1. Walks the chunks in place (no copy), so a
+ * long line arriving in many pieces costs linear time overall: the caller resumes from where
+ * the last search stopped (b->scanned). */
+static long sbuf_find(const struct sbuf *b, const char *sep, size_t seplen, size_t from)
+{
+    size_t base = 0;
+    for (const struct chunk *c = b->head; c; c = c->next) {
+        size_t len = c->size - c->offset;
+        const char *start = c->data + c->offset;
+        size_t i = from > base ? from - base : 0;
+        while (i < len) {
+            const char *hit = memchr(start + i, sep[0], len - i);
+            if (!hit)
+                break;
+            size_t at = (size_t)(hit - start);
+            if (sbuf_match(c, at, sep, seplen))
+                return (long)(base + at);
+            i = at + 1;
+        }
+        base += len;
+    }
+    return -1;
 }
 
 /* buf:readline(sep) -> the bytes before sep (sep consumed), or nil if no sep yet */
@@ -351,15 +382,20 @@ static int l_buf_readline(lua_State *L)
     const char *sep = luaL_optlstring(L, 2, "\n", &seplen);
     if (seplen == 0 || b->size < seplen)
         return 0;
-    if (sbuf_flatten(b) < 0)
-        return luaL_error(L, "out of memory");
-    struct chunk *c = b->head;
-    const char *start = c->data + c->offset;
-    const char *hit = memmem(start, c->size - c->offset, sep, seplen);
-    if (!hit)
+    /* resume an earlier search only if it looked for the same separator */
+    if (seplen != b->last_seplen || seplen > sizeof b->last_sep ||
+        memcmp(sep, b->last_sep, seplen) != 0) {
+        b->scanned = 0;
+        b->last_seplen = seplen <= sizeof b->last_sep ? seplen : 0;
+        if (b->last_seplen)
+            memcpy(b->last_sep, sep, seplen);
+    }
+    long at = sbuf_find(b, sep, seplen, b->scanned);
+    if (at < 0) {
+        b->scanned = b->last_seplen ? b->size - (seplen - 1) : 0;
         return 0;
-    size_t n = (size_t)(hit - start);
-    sbuf_pushstring(L, b, n);
+    }
+    sbuf_pushstring(L, b, (size_t)at);
     sbuf_take(b, NULL, seplen);
     return 1;
 }
@@ -392,6 +428,7 @@ static int l_buf_clear(lua_State *L)
     while (b->head)
         sbuf_drop_head(b);
     b->size = 0;
+    b->scanned = 0;
     return 0;
 }
 

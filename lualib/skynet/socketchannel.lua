@@ -48,6 +48,9 @@ function socketchannel.channel(desc)
 		__result_data = {}, -- coroutine -> data
 		__parts = {}, -- session -> array of parts of a multi-part reply
 		__expired = {}, -- session -> true: its request timed out; a late reply is dropped
+		__deadline_at = {}, -- coroutine -> tick its request times out
+		__deadline_session = {}, -- coroutine -> that request's session
+		__sweeping = false,
 		__dispatcher = false,
 	}
 	return setmetatable(c, channel_meta)
@@ -317,19 +320,40 @@ function channel:connect(once)
 	return true
 end
 
+-- Deadlines (session mode): one sweeper per channel checks them every tick while any is set,
+-- so an answered request leaves nothing behind (no timer per request).
+local function sweep_deadlines(self)
+	local at, sessions = self.__deadline_at, self.__deadline_session
+	while next(at) do
+		skynet.sleep(1)
+		local now = skynet.now()
+		for co, tick in pairs(at) do
+			if now >= tick then
+				local session = sessions[co]
+				at[co], sessions[co] = nil, nil
+				if self.__wait[session] == co then
+					self.__wait[session] = nil
+					self.__parts[session] = nil
+					self.__expired[session] = true
+					wake(self, co, timeout_error)
+				end
+			end
+		end
+	end
+	self.__sweeping = false
+end
+
 local function wait_for_response(self, response, timeout)
 	local co = coroutine.running()
 	if self.__response then
 		self.__wait[response] = co
 		if timeout and timeout > 0 then
-			skynet.timeout(math.ceil(timeout / 10), function()
-				if self.__wait[response] == co then
-					self.__wait[response] = nil
-					self.__parts[response] = nil
-					self.__expired[response] = true
-					wake(self, co, timeout_error)
-				end
-			end)
+			self.__deadline_at[co] = skynet.now() + math.ceil(timeout / 10)
+			self.__deadline_session[co] = response
+			if not self.__sweeping then
+				self.__sweeping = true
+				skynet.fork(sweep_deadlines, self)
+			end
 		end
 	else
 		table.insert(self.__order, response)
@@ -339,6 +363,7 @@ local function wait_for_response(self, response, timeout)
 		end
 	end
 	skynet.wait(co)
+	self.__deadline_at[co], self.__deadline_session[co] = nil, nil
 	local result, data = self.__result[co], self.__result_data[co]
 	self.__result[co] = nil
 	self.__result_data[co] = nil

@@ -12,7 +12,6 @@ counts it: issued = ok + err (+ wrong answers, which must be 0), inflight = 0 at
 Bounds are the deadline plus slack; under ASan (2-3x slower) the slack is multiplied by SLOW.
 The 30-second scenario is test_zz_long_200_clients_30s_while_a_node_is_killed_every_5s.
 """
-import os
 import re
 import signal
 import time
@@ -73,7 +72,7 @@ end
 
 local function new_stats(workers)
 	return { issued = 0, ok = 0, err = 0, inflight = 0, wrong = 0, bad = 0, max_ms = 0,
-		running = true, workers = workers, kinds = { none = 0 } }
+		running = true, workers = workers, kinds = {} }
 end
 
 -- `workers` coroutines call node's @probe "echo" in a loop until G.loads[name].running = false.
@@ -215,9 +214,11 @@ class Net:
             p.close()
 
 
-def start_healthy(a, node="n3"):
-    """Calls and a numbered push stream to the healthy callee."""
-    a.eval(f'G.start_load("healthy", "{node}", 10, {{ timeout = 20000 }}) G.start_pushes("{node}")')
+def start_healthy(a, node="n3", deadline=None):
+    """Calls and a numbered push stream to the healthy callee. deadline (ms): a per-call deadline
+    that overrides a short [cluster] call_timeout, so a stall of a busy machine cannot fail it."""
+    opts = f"{{ timeout = {deadline} }}" if deadline else "nil"
+    a.eval(f'G.start_load("healthy", "{node}", 10, {opts}) G.start_pushes("{node}")')
 
 
 def finish(a, name, bound):
@@ -226,6 +227,7 @@ def finish(a, name, bound):
     a.eval(f'G.loads["{name}"].running = false')
     st = wait_for(lambda: (lambda s: s if s["workers"] == 0 else None)(
         a.eval1(f'return G.loads["{name}"]')), bound, f"the calls of load {name} to end")
+    st["kinds"] = st["kinds"] or {}  # an empty Lua table comes back as []
     check(st["inflight"] == 0, f"{name}: calls still outstanding: {st}")
     check(st["issued"] == st["ok"] + st["err"] + st["wrong"], f"{name}: counts do not add up: {st}")
     check(st["wrong"] == 0, f"{name}: wrong answers: {st}")
@@ -316,7 +318,7 @@ def test_sigstop_times_out_by_deadline_heartbeat_declares_down_sigcont_recovers(
         a, b = net.caller, net.callees["n2"]
         a.eval("G.watch_events()")
         check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "up")
-        start_healthy(a)
+        start_healthy(a, deadline=20000)
         a.eval('G.start_load("busy", "n2", 20, { backoff = 2 })')
         wait_for(lambda: a.eval1("return G.loads.busy.ok") > 100, 10 * k, "traffic")
         b.signal(signal.SIGSTOP)
@@ -332,7 +334,7 @@ def test_sigstop_times_out_by_deadline_heartbeat_declares_down_sigcont_recovers(
             # one explicit call while it is stopped: it fails by its deadline, not later
             (ok, err), took = call(a, 'return pcall(cluster.call, "n2", "@probe", "echo", 2)',
                                    (conn + ct) / 1000 + slack)
-            check(ok is False and "call failed" in err, err)
+            check(ok is False and f"timeout after {ct} ms" in err, err)
             time.sleep(1.0)
             during = a.eval1("return G.loads.busy")
         finally:
@@ -345,7 +347,7 @@ def test_sigstop_times_out_by_deadline_heartbeat_declares_down_sigcont_recovers(
         st = finish(a, "busy", (conn + ct) / 1000 + 2 * slack)
         limit = conn + ct + 1000 * slack
         check(st["max_ms"] < limit, f"a call took {st['max_ms']:.0f} ms (bound {limit} ms): {st}")
-        check(st["err"] > 0 and st["kinds"].get("other", 0) == 0, st)
+        check(st["kinds"].get("timeout", 0) > 0 and st["kinds"].get("other", 0) == 0, st)
         check_healthy(a, 5 * k)
         ups = [e for e in a.eval1("return G.events")
                if e["node"] == "n2" and stopped_at < e["t"] < resumed and e["state"] == "up"]
@@ -382,6 +384,7 @@ def test_link_reset_while_a_10mib_request_is_half_sent(ctx):
         r = wait_for(lambda: a.eval1("return G.r"), 5 * k, "the caller's error")
         took = time.time() - reset_at
         check(r["1"] is False and "call failed" in r["2"], r)
+        check(took < slack, f"the caller's error came {took:.2f}s after the RST")
         b.wait_log(r"cluster agent 127\.0\.0\.1:\d+: connection closed", start=mark)
         # the next call goes through, the same 10 MiB intact
         check(a.eval1('return cluster.call("n2", "@probe", "echo", G.big) == G.big', timeout=60),
@@ -403,7 +406,7 @@ def test_frame_cut_in_the_middle_is_not_executed(ctx):
     executes nothing, the next call succeeds."""
     k = slow(ctx)
     slack = 1.5 * k  # seconds: scheduling on a busy machine, more under ASan
-    with Net(ctx, proxied=("n2",)) as net:
+    with Net(ctx, proxied=("n2",), caller="heartbeat = 0") as net:  # no probe may take the cut
         a, b = net.caller, net.callees["n2"]
         proxy = net.proxies["n2"]
         check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "up")
@@ -575,7 +578,7 @@ def test_slow_consumer_queues_warns_stays_bounded_and_delivers_everything(ctx):
         # Each push exists at most a few times over (the message to the sender, the packed request
         # string until the GC takes it, the reactor's copy) however far the sender lags; ASan
         # also keeps up to 256 MiB of freed blocks in quarantine, plus redzones.
-        allowed = 4 * queued_kib + 64 * 1024 + (512 * 1024 if k > 1 else 0)
+        allowed = 3 * queued_kib + 64 * 1024 + (512 * 1024 if k > 1 else 0)
         grown = peak - base
         check(grown < allowed, f"caller RSS grew {grown} KiB for {queued_kib} KiB queued "
                                f"(bound {allowed} KiB)")
@@ -595,12 +598,12 @@ def test_slow_consumer_queues_warns_stays_bounded_and_delivers_everything(ctx):
 def test_zz_long_200_clients_30s_while_a_node_is_killed_every_5s(ctx):
     """LONG (30 s). 200 clients (coroutines in two client nodes, 100 each) hammer n2 for 30 s and
     also call n3, which is SIGKILLed and restarted every 5 s. Every call succeeds or fails within
-    its deadline (n3: [cluster] call_timeout; n2, which stays up, a per-call 10 s deadline so a
+    its deadline (n3: [cluster] call_timeout; n2, which stays up, a per-call 5 s deadline so a
     stall of the machine cannot fail a healthy call); n2's calls all succeed; per client and node
     issued = succeeded + failed, with none outstanding at the end."""
     k = slow(ctx)
     slack = 1.5 * k  # seconds: scheduling on a busy machine, more under ASan
-    ct, conn, n2_deadline = 2000, 1000, 10000
+    ct, conn, n2_deadline = 2000, 1000, 5000
     duration, period = 30.0, 5.0
     cfg = f"call_timeout = {ct}\nconnect_timeout = {conn}"
     with Net(ctx, caller=cfg) as net:
@@ -613,9 +616,9 @@ def test_zz_long_200_clients_30s_while_a_node_is_killed_every_5s(ctx):
             # n3 failure, so a dead n3 is not hammered with connects)
             c.eval("""
                 G.hammer = { n2 = { issued = 0, ok = 0, err = 0, inflight = 0, wrong = 0, bad = 0,
-                                    max_ms = 0, kinds = { none = 0 } },
+                                    max_ms = 0, kinds = {} },
                              n3 = { issued = 0, ok = 0, err = 0, inflight = 0, wrong = 0, bad = 0,
-                                    max_ms = 0, kinds = { none = 0 } },
+                                    max_ms = 0, kinds = {} },
                              running = true, workers = 100 }
                 local pad = "hammer"
                 local n2_opts = { backoff = 0, timeout = N2_DEADLINE }
@@ -674,17 +677,34 @@ def test_zz_long_200_clients_30s_while_a_node_is_killed_every_5s(ctx):
               f"{totals['n3']['err']} failed (slowest {totals['n3']['max_ms']:.0f} ms)")
 
 
-def xtest_large_push_then_small_push_keep_their_order(ctx):
-    """KNOWN BUG, not collected (xtest_): README says cluster.send keeps order per (source,
-    destination), but a push larger than one frame travels as parts the sender writes at low
-    priority (as Skynet does), so a small push sent right after it overtakes it. Found by the
-    reset scenario (a 10 MiB push, then a call, saw no record)."""
-    with Net(ctx, callees=("n2",)) as net:
-        a, b = net.caller, net.callees["n2"]
+def sender_kib(a, node):
+    """Lua heap of the caller's clustersender for `node`, after a full GC of every service."""
+    mem = a.eval1('skynet.call(".launcher", "lua", "GC") skynet.sleep(10) '
+                  'return skynet.call(".launcher", "lua", "MEM")')
+    for text in mem.values():
+        if f"clustersender {node} " in text:
+            return float(text.split()[0])
+    raise TestFailure(f"no clustersender {node} in {mem}")
+
+
+def test_answered_calls_do_not_hold_memory_until_their_deadline(ctx):
+    """Regression: a call with a deadline used to arm a timer (a coroutine and a closure, ~1 KiB)
+    that stayed until the deadline even when the answer came at once, so a sender's heap grew
+    with call rate x deadline. Deadlines are now swept by one coroutine per channel."""
+    with Net(ctx, callees=("n2",), caller="call_timeout = 60000") as net:
+        a = net.caller
         check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "up")
-        a.eval('cluster.send("n2", "@probe", "record", string.rep("L", 200000)) '
-               'cluster.send("n2", "@probe", "record", "small")')
-        wait_for(lambda: b.eval1("return skynet.call(G.p, 'lua', 'count')") == 2, 10, "both pushes")
-        sizes = b.eval1("local t = {} for i, x in ipairs(skynet.call(G.p, 'lua', 'records')) do "
-                        "t[i] = #x end return t")
-        check(sizes == [200000, 5], f"records in the order sent: {sizes}")
+        before = sender_kib(a, "n2")
+        a.eval("""
+            local done = 0
+            for w = 1, 10 do
+                skynet.fork(function()
+                    for i = 1, 3000 do cluster.call("n2", "@probe", "echo", i) end
+                    done = done + 1
+                end)
+            end
+            while done < 10 do skynet.sleep(1) end
+        """, timeout=120)
+        after = sender_kib(a, "n2")
+        check(after - before < 4096, f"30,000 answered calls: the sender's heap grew from "
+                                     f"{before:.0f} KiB to {after:.0f} KiB")

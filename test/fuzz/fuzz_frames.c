@@ -141,11 +141,21 @@ static int pop(struct run *r)
     size_t avail = r->pushed - r->cons;
     lua_Integer n;
     switch (next(r) % 6) {
-    case 0: n = -1 - (lua_Integer)(next(r) % 3); break;
-    case 1: n = (lua_Integer)avail; break;
-    case 2: n = (lua_Integer)avail + 1 + (lua_Integer)(next(r) % 4); break;
-    case 3: n = 0; break;
-    default: n = (lua_Integer)(next(r) % (avail + 8)); break;
+    case 0:
+        n = -1 - (lua_Integer)(next(r) % 3);
+        break;
+    case 1:
+        n = (lua_Integer)avail;
+        break;
+    case 2:
+        n = (lua_Integer)avail + 1 + (lua_Integer)(next(r) % 4);
+        break;
+    case 3:
+        n = 0;
+        break;
+    default:
+        n = (lua_Integer)(next(r) % (avail + 8));
+        break;
     }
     lua_pushinteger(L, n);
     call(r, "pop", 1, 1);
@@ -231,11 +241,24 @@ static size_t piece(struct run *r)
     uint32_t x = next(r);
     size_t k;
     switch (x % 8) {
-    case 0: k = 0; break;
-    case 1: case 2: k = 1 + (x >> 3) % 3; break;
-    case 3: case 4: k = 1 + (x >> 3) % 64; break;
-    case 5: case 6: k = 1 + (x >> 3) % 4096; break;
-    default: k = left; break;
+    case 0:
+        k = 0;
+        break;
+    case 1:
+    case 2:
+        k = 1 + (x >> 3) % 3;
+        break;
+    case 3:
+    case 4:
+        k = 1 + (x >> 3) % 64;
+        break;
+    case 5:
+    case 6:
+        k = 1 + (x >> 3) % 4096;
+        break;
+    default:
+        k = left;
+        break;
     }
     return k < left ? k : left;
 }
