@@ -96,29 +96,28 @@ local function forgot_response(co, f)
 	end
 end
 
+-- Pooled coroutines: a coroutine runs its function, cleans up, parks itself in the pool and
+-- yields "EXIT"; the next co_create takes it from the pool and sets its next function in
+-- co_func, so starting it is a single resume with the arguments.
+local co_func = setmetatable({}, { __mode = "k" })
+
+local co_body
+function co_body(...)
+	local me = coroutine_running()
+	local f = co_func[me]
+	f(...)
+	forgot_response(me, f)
+	session_coroutine_id[me] = nil
+	session_coroutine_address[me] = nil
+	session_coroutine_tracetag[me] = nil
+	co_func[me] = nil
+	coroutine_pool[#coroutine_pool + 1] = me
+	return co_body(coroutine_yield "EXIT") -- a tail call: the stack does not grow
+end
+
 local function co_create(f)
-	local co = tremove(coroutine_pool)
-	if co == nil then
-		co = coroutine_create(function(...)
-			f(...)
-			while true do
-				local me = coroutine_running()
-				forgot_response(me, f)
-				session_coroutine_id[me] = nil
-				session_coroutine_address[me] = nil
-				session_coroutine_tracetag[me] = nil
-				f = nil
-				coroutine_pool[#coroutine_pool + 1] = me
-				f = coroutine_yield "EXIT"
-				f(coroutine_yield())
-			end
-		end)
-	else
-		-- a pooled coroutine is parked in `f = yield "EXIT"`: hand it the new function
-		local running = running_thread
-		coroutine_resume(co, f)
-		running_thread = running
-	end
+	local co = tremove(coroutine_pool) or coroutine_create(co_body)
+	co_func[co] = f
 	return co
 end
 
