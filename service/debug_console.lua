@@ -5,6 +5,7 @@
 -- order. Calls into other services carry a deadline, so a stuck service cannot hang a client.
 local skynet = require "skynet"
 local socket = require "skynet.socket"
+local oplisten = require "skynet.oplisten"
 local core = require "skynet.core"
 
 local listen_address = ...
@@ -14,11 +15,6 @@ local CMD = {}
 local HELP = {}
 
 -- Same rule as service/metrics.lua: 127.0.0.0/8, ::1 or localhost, unless allowed.
-local function loopback(addr)
-	local host = addr:match "^%[(.-)%]:%d+$" or addr:match "^(.*):%d+$"
-	return host == "localhost" or host == "::1" or (host and host:match "^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
 local function fail(fmt, ...)
 	error(string.format(fmt, ...), 0)
 end
@@ -347,16 +343,10 @@ end
 
 skynet.start(function()
 	core.internal() -- never callable from other nodes
-	if not listen_address then
-		skynet.log("error", "debug console: no address given (usage: debug_console HOST:PORT)")
+	local lid, host, port = oplisten("debug console", listen_address)
+	if not lid then
 		return skynet.exit()
 	end
-	if not loopback(listen_address) and skynet.getenv "console_allow_remote" ~= "true" then
-		skynet.log("error", "debug console: refusing non-loopback address " .. listen_address ..
-			" (set [node] console_allow_remote = true to allow it)")
-		return skynet.exit()
-	end
-	local lid, host, port = socket.listen(listen_address)
 	socket.start(lid, function(id, from)
 		skynet.log("info", "debug console: connection from " .. tostring(from))
 		skynet.fork(serve, id, from)

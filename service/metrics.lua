@@ -6,6 +6,7 @@
 -- console_allow_remote = true. README.md ("Operating skyjet") lists every metric.
 local skynet = require "skynet"
 local socket = require "skynet.socket"
+local oplisten = require "skynet.oplisten"
 local core = require "skynet.core"
 local driver = require "skynet.socketdriver"
 
@@ -15,11 +16,6 @@ local REQUEST_TICKS = 1000 -- a client has 10 s to send its request
 local nodename = skynet.getenv "name"
 
 -- Same rule as service/debug_console.lua: 127.0.0.0/8, ::1 or localhost, unless allowed.
-local function loopback(addr)
-	local host = addr:match "^%[(.-)%]:%d+$" or addr:match "^(.*):%d+$"
-	return host == "localhost" or host == "::1" or (host and host:match "^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
 local function number(v)
 	if v ~= v then
 		return "NaN"
@@ -250,16 +246,10 @@ end
 
 skynet.start(function()
 	core.internal() -- never callable from other nodes
-	if not listen_address then
-		skynet.log("error", "metrics: no address given (usage: metrics HOST:PORT)")
+	local lid, host, port = oplisten("metrics", listen_address)
+	if not lid then
 		return skynet.exit()
 	end
-	if not loopback(listen_address) and skynet.getenv "console_allow_remote" ~= "true" then
-		skynet.log("error", "metrics: refusing non-loopback address " .. listen_address ..
-			" (set [node] console_allow_remote = true to allow it)")
-		return skynet.exit()
-	end
-	local lid, host, port = socket.listen(listen_address)
 	socket.start(lid, function(id)
 		skynet.fork(serve, id)
 	end)

@@ -59,7 +59,8 @@ local function after_queued_sends(node)
 	end
 end
 
-function cluster.call(node, address, ...)
+-- A request through the node's sender; `ms` (optional) is this call's deadline.
+local function remote_call(node, address, ms, ...)
 	local msg, sz = skynet.pack(...)
 	after_queued_sends(node)
 	local s = senders[node]
@@ -67,29 +68,22 @@ function cluster.call(node, address, ...)
 		local ok, err = pcall(get_sender, node)
 		if not ok then
 			skynet.trash(msg, sz)
-			error(string.format("call failed: cluster node %s: %s", tostring(node), tostring(err)), 2)
+			error(string.format("call failed: cluster node %s: %s", tostring(node), tostring(err)), 3)
 		end
 		s = err
 	end
-	return skynet.unpack(skynet.rawcall(s, "lua", skynet.pack("req", address, msg, sz)))
+	return skynet.unpack(skynet.rawcall(s, "lua", skynet.pack("req", address, msg, sz, ms)))
+end
+
+function cluster.call(node, address, ...)
+	return remote_call(node, address, nil, ...)
 end
 
 -- skyjet: cluster.call with a deadline of `ms` milliseconds for this call (overrides
 -- [cluster] call_timeout); raises "call failed: ... timeout after <ms> ms" when it passes.
 function cluster.call_timeout(ms, node, address, ...)
 	assert(type(ms) == "number" and ms > 0, "cluster.call_timeout: ms must be a positive number")
-	local msg, sz = skynet.pack(...)
-	after_queued_sends(node)
-	local s = senders[node]
-	if not s then
-		local ok, err = pcall(get_sender, node)
-		if not ok then
-			skynet.trash(msg, sz)
-			error(string.format("call failed: cluster node %s: %s", tostring(node), tostring(err)), 2)
-		end
-		s = err
-	end
-	return skynet.unpack(skynet.rawcall(s, "lua", skynet.pack("req", address, msg, sz, ms)))
+	return remote_call(node, address, ms, ...)
 end
 
 function cluster.send(node, address, ...)
