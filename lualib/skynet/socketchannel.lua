@@ -114,6 +114,27 @@ local function close_socket(self, err)
 	wake_all(self, err)
 end
 
+-- A reply (or one part of it) for `key` (the session, or the waiting coroutine in order mode):
+-- parts are kept until the last one; returns true and the data (an array when there were parts)
+-- once the reply is complete.
+local function collect(self, key, result_ok, data, padding)
+	local parts = self.__parts[key]
+	if padding and result_ok then
+		if not parts then
+			parts = {}
+			self.__parts[key] = parts
+		end
+		parts[#parts + 1] = data
+		return false
+	end
+	if parts then
+		self.__parts[key] = nil
+		parts[#parts + 1] = data
+		data = parts
+	end
+	return true, data
+end
+
 local function dispatch_by_session(self, sock)
 	local response = self.__response
 	while self.__sock == sock do
@@ -121,19 +142,10 @@ local function dispatch_by_session(self, sock)
 		if ok and session then
 			local co = self.__wait[session]
 			if co then
-				if padding and result_ok then
-					local parts = self.__parts[session] or {}
-					self.__parts[session] = parts
-					parts[#parts + 1] = result_data
-				else
+				local done, data = collect(self, session, result_ok, result_data, padding)
+				if done then
 					self.__wait[session] = nil
-					local parts = self.__parts[session]
-					if parts then
-						self.__parts[session] = nil
-						parts[#parts + 1] = result_data
-						result_data = parts
-					end
-					wake(self, co, result_ok, result_data)
+					wake(self, co, result_ok, data)
 				end
 			elseif self.__expired[session] then
 				-- the answer to a request that timed out: drop it (and its parts) quietly
@@ -169,20 +181,11 @@ local function dispatch_by_order(self, sock)
 			local co = self.__wait[1]
 			local ok, result_ok, result_data, padding = pcall(func, sock.obj)
 			if ok then
-				if padding and result_ok then
-					local parts = self.__parts[co] or {}
-					self.__parts[co] = parts
-					parts[#parts + 1] = result_data
-				else
+				local done, data = collect(self, co, result_ok, result_data, padding)
+				if done then
 					table.remove(self.__order, 1)
 					table.remove(self.__wait, 1)
-					local parts = self.__parts[co]
-					if parts then
-						self.__parts[co] = nil
-						parts[#parts + 1] = result_data
-						result_data = parts
-					end
-					wake(self, co, result_ok, result_data)
+					wake(self, co, result_ok, data)
 				end
 			else
 				if self.__sock == sock then
