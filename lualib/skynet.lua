@@ -307,6 +307,22 @@ local function send_trace(addr)
 	end
 end
 
+-- Under skynet.forward_type with RESPONSE forwarded, the runtime does not free replies (rawcall
+-- callers hand them on); skynet.call decodes its reply, so it frees it itself.
+local responses_forwarded = false
+function skynet._forward_responses(on)
+	responses_forwarded = on
+end
+
+local function free_then(msg, sz, ...)
+	c_trash(msg, sz)
+	return ...
+end
+
+local function unpack_and_free(p, msg, sz)
+	return free_then(msg, sz, p.unpack(msg, sz))
+end
+
 function skynet.call(addr, typename, ...)
 	local p = proto[typename]
 	if session_coroutine_tracetag[running_thread] then
@@ -318,6 +334,9 @@ function skynet.call(addr, typename, ...)
 		error("call to invalid address " .. skynet.address(addr))
 	elseif r == false then
 		error("call failed: message too large")
+	end
+	if responses_forwarded then
+		return unpack_and_free(p, yield_call(addr, session))
 	end
 	return p.unpack(yield_call(addr, session))
 end

@@ -23,12 +23,8 @@ local forward_map = {
 
 skynet.forward_type(forward_map, function()
 	require("skynet.core").internal() -- never callable from other nodes
-	-- responses are forwarded unfreed here (forward_type): make no skynet.call, and free the
-	-- one rawcall reply ourselves. clusterd created us, so its name is already bound.
-	local clusterd = assert(skynet.localname ".clusterd", "clusterd is not running")
-	local reply, reply_sz = skynet.rawcall(clusterd, "lua", skynet.pack("sender", node))
-	local sender = skynet.unpack(reply, reply_sz)
-	skynet.trash(reply, reply_sz)
+	local clusterd = skynet.uniqueservice "clusterd"
+	local sender = skynet.call(clusterd, "lua", "sender", node)
 	skynet.dispatch("system", function(session, _, msg, sz)
 		if session == 0 then
 			skynet.send(sender, "lua", "push", address, msg, sz)

@@ -33,6 +33,7 @@ function skynet.name(name, handle)
 end
 
 function skynet.forward_type(map, start_func)
+	skynet._forward_responses(map[skynet.PTYPE_RESPONSE] ~= nil)
 	c.callback(function(ptype, msg, sz, ...)
 		local prototype = map[ptype]
 		if prototype then
