@@ -27,6 +27,18 @@ def check(cond, msg):
         raise TestFailure(msg)
 
 
+def wait_for(fn, timeout=20, what="condition"):
+    """Poll fn() every 50 ms until it returns something true (returned), or fail after timeout."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise TestFailure(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(0.05)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

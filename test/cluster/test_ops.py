@@ -9,20 +9,11 @@ import socket
 import subprocess
 import time
 
-from lib import SANITIZER, TestFailure, check, free_port
+from lib import SANITIZER, TestFailure, check, free_port, wait_for
 
 SCRIPT_TIMEOUT = 120
 
 
-def wait_for(fn, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise TestFailure(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def alive(pid):

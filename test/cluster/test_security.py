@@ -6,7 +6,7 @@ import socket
 import struct
 import time
 
-from lib import check, free_port
+from lib import check, free_port, wait_for
 
 SETUP_CALLEE = """
 G.p = skynet.newservice("probe")
@@ -27,14 +27,6 @@ def pair(ctx, caller="", callee="", extra=""):
     return a, b, handle
 
 
-def wait_for(fn, timeout=10, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_call_timeout_fails_with_node_address_and_deadline(ctx):
