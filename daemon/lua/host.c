@@ -13,6 +13,7 @@
 #include "socketdriver.h"
 
 #include <lauxlib.h>
+#include <luajit.h>
 #include <lualib.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -339,13 +340,22 @@ static int preload(lua_State *L, const char *name, lua_CFunction f)
  * memory in every one of possibly thousands of services. `jit` in particular detects the CPU
  * (cpuid traps to the hypervisor in a VM: ~25 us per service), so it is opened when a service
  * requires it or has handled JIT_AFTER messages (host_paths.jit = "auto"). */
+/* The jit library: opening it switches the compiler on, unless [lua] jit = off. */
+static int open_jit_lib(lua_State *L)
+{
+    int n = luaopen_jit(L);
+    if (paths.jit && strcmp(paths.jit, "off") == 0)
+        luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    return n;
+}
+
 static const struct {
     const char *name;
     lua_CFunction open;
 } lazy_libs[] = {
     {LUA_IOLIBNAME, luaopen_io},   {LUA_OSLIBNAME, luaopen_os},
     {LUA_DBLIBNAME, luaopen_debug}, {LUA_MATHLIBNAME, luaopen_math},
-    {LUA_BITLIBNAME, luaopen_bit}, {LUA_JITLIBNAME, luaopen_jit},
+    {LUA_BITLIBNAME, luaopen_bit}, {LUA_JITLIBNAME, open_jit_lib},
     {LUA_FFILIBNAME, luaopen_ffi},
 };
 #define JIT_AFTER 1000

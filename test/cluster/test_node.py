@@ -76,3 +76,45 @@ def test_calls_to_the_logger_fail_instead_of_hanging(ctx):
     n = ctx.ctl_node("lg")
     err = n.eval1('return select(2, pcall(skynet.call, ".logger", "debug", "PING"))')
     check("call failed" in err and "logger" in err, err)
+
+
+def test_lua_preload_runs_before_every_service_with_its_arguments(ctx):
+    pre = ctx.write("pre.lua", "PRELOAD_ARGS = table.concat({...}, ' ')\n")
+    n = ctx.ctl_node("pl", lua=f"preload = {pre}")
+    check(n.eval1("return PRELOAD_ARGS") == f"testctl {n.ctl_port}", n.eval1("return PRELOAD_ARGS"))
+
+
+def test_lua_jit_on_and_off(ctx):
+    on = ctx.ctl_node("jon", lua="jit = on")
+    check(on.eval1("return (jit.status())") is True, "jit = on: compiler running")
+    off = ctx.ctl_node("joff", lua="jit = off")
+    check(off.eval1("return (jit.status())") is False, "jit = off: compiler off even after require")
+    bad = ctx.run([ctx.write("j.ini", "[lua]\njit = sometimes\n")])
+    check(bad.returncode == 1 and "jit" in bad.stderr, bad.stderr)
+
+
+def test_node_profile_accounts_cpu_per_service(ctx):
+    code = ('local p = skynet.newservice("probe") skynet.call(p, "lua", "busy", 0.05) '
+            'return skynet.call(p, "lua", "stat", "cpu")')
+    check(ctx.ctl_node("prof", node="profile = true").eval1(code) >= 0.04, "profile on: cpu counted")
+    check(ctx.ctl_node("noprof").eval1(code) == 0, "profile off (default): not counted")
+
+
+def test_socket_high_water_sets_the_warning_threshold(ctx):
+    n = ctx.ctl_node("hw", node="socket_high_water = 64K")
+    first = n.eval1("""
+        local lid, _, port = socket.listen("127.0.0.1", 0)
+        socket.start(lid, function() end) -- accepted, never read
+        local id = assert(socket.open("127.0.0.1", port))
+        local got
+        socket.warning(id, function(_, kb) got = got or kb end)
+        local chunk = string.rep("w", 64 * 1024)
+        for _ = 1, 512 do -- 32 MiB: far more than the kernel's socket buffers hold
+            socket.write(id, chunk)
+            if got then break end
+            skynet.yield()
+        end
+        for _ = 1, 200 do if got then break end skynet.sleep(1) end
+        return got
+    """)
+    check(first is not None and 64 <= first < 1024, f"first warning at {first} KiB (64K threshold)")
