@@ -207,28 +207,38 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 		end
 		return
 	end
-	if inflight >= MAX_PENDING then
-		skynet.trash(msg, sz)
-		log("cap max_pending (%d) reached; request %d refused", MAX_PENDING, session)
-		reply_error(session, "too many pending requests on this link (max_pending)")
-		return
-	end
 	local rmsg, rsz
-	inflight = inflight + 1
 	if tag then
 		ok, rmsg, rsz = pcall(skynet.tracecall, tag, target, "lua", msg, sz)
 	else
 		ok, rmsg, rsz = pcall(skynet.rawcall, target, "lua", msg, sz)
 	end
 	if ok then
-		write(cluster.packresponse(session, true, skynet.tostring(rmsg, rsz) or ""))
+		write(cluster.packresponse_borrowed(session, true, rmsg, rsz))
 	else
 		reply_error(session, tostring(rmsg))
 	end
+end
+
+-- A request is in flight from the moment it is taken off the wire until it is answered: the
+-- max_pending cap counts it, and a stopping node (drain) waits for it.
+local function serve_request(addr, session, msg, sz, tag)
+	dispatch(addr, session, msg, sz, false, tag)
 	inflight = inflight - 1
 	if draining and inflight == 0 then
 		finish_drain()
 	end
+end
+
+local function accept_request(addr, session, msg, sz, tag)
+	if inflight >= MAX_PENDING then
+		skynet.trash(msg, sz)
+		log("cap max_pending (%d) reached; request %d refused", MAX_PENDING, session)
+		reply_error(session, "too many pending requests on this link (max_pending)")
+		return
+	end
+	inflight = inflight + 1
+	skynet.fork(serve_request, addr, session, msg, sz, tag)
 end
 
 local function drop_assembly(session)
@@ -280,7 +290,11 @@ local function on_part(session, msg, sz, more)
 		reply_error(session, "Invalid large req")
 		return
 	end
-	skynet.fork(dispatch, req.addr, session, payload, psz, req.is_push, req.tag)
+	if req.is_push then
+		skynet.fork(dispatch, req.addr, 0, payload, psz, true, req.tag)
+	else
+		accept_request(req.addr, session, payload, psz, req.tag)
+	end
 end
 
 -- Server side of the handshake (see clustersender): answer AUTH1 with our nonce and proof, accept
@@ -378,7 +392,7 @@ local function on_frame(body)
 	if session == 0 then
 		dispatch(addr, 0, msg, sz, true, tag)
 	else
-		skynet.fork(dispatch, addr, session, msg, sz, false, tag)
+		accept_request(addr, session, msg, sz, tag)
 	end
 end
 

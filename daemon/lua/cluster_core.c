@@ -561,6 +561,9 @@ int luaopen_cluster_core(lua_State *L)
         {"nodename", lnodename},
         {"setmaxmessage", lsetmaxmessage},
         {"getmaxmessage", lgetmaxmessage},
+        /* packresponse for a reply the caller does not own (a skynet.rawcall result, which the
+         * runtime frees): no copy into a Lua string first, and nothing freed here */
+        {"packresponse_borrowed", packresponse_body},
         {NULL, NULL},
     };
     /* Functions that own their msg argument: a guard closure around the body (run_owning). */

@@ -1015,6 +1015,40 @@ START_TEST(test_decoders_do_not_free_their_input)
 }
 END_TEST
 
+START_TEST(test_packresponse_borrowed_packs_like_packresponse_and_keeps_the_buffer)
+{
+    /* a 70,000-byte reply: split in parts, byte for byte what packresponse gives for a string */
+    size_t n = 70000;
+    uint8_t *buf = malloc(n);
+    ck_assert(buf != NULL);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)(i * 7);
+    lua_getglobal(L, "core");
+    lua_getfield(L, -1, "packresponse_borrowed");
+    lua_pushinteger(L, 5);
+    lua_pushboolean(L, 1);
+    lua_pushlightuserdata(L, buf);
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_call(L, 4, 1);
+    lua_getfield(L, -2, "packresponse");
+    lua_pushinteger(L, 5);
+    lua_pushboolean(L, 1);
+    lua_pushlstring(L, (const char *)buf, n);
+    lua_call(L, 3, 1);
+    ck_assert_int_eq((int)lua_objlen(L, -1), 4);
+    ck_assert_int_eq((int)lua_objlen(L, -2), 4);
+    for (int i = 1; i <= 4; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_rawgeti(L, -3, i);
+        ck_assert(lua_rawequal(L, -1, -2));
+        lua_pop(L, 2);
+    }
+    buf[0] ^= 1; /* still ours: writable (ASan would report a use after free) */
+    free(buf);    /* and freed once, by us (ASan would report a double free) */
+    lua_settop(L, 0);
+}
+END_TEST
+
 /* ---- decoding edge cases --------------------------------------------------------------- */
 
 START_TEST(test_unpackrequest_gives_null_and_0_for_an_empty_payload)
@@ -1400,6 +1434,7 @@ int main(void)
     tcase_add_test(tc, test_append_copies_a_lightuserdata_then_frees_it);
     tcase_add_test(tc, test_append_frees_the_message_when_it_raises);
     tcase_add_test(tc, test_decoders_do_not_free_their_input);
+    tcase_add_test(tc, test_packresponse_borrowed_packs_like_packresponse_and_keeps_the_buffer);
     tcase_add_test(tc, test_unpackrequest_gives_null_and_0_for_an_empty_payload);
     tcase_add_test(tc, test_unpackrequest_rejects_named_bodies_too_short_for_their_name);
     tcase_add_test(tc, test_named_large_header_ignores_trailing_bytes);
