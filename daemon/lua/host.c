@@ -6,6 +6,7 @@
 #include "host.h"
 
 #include "cluster_core.h"
+#include "crypt.h"
 #include "crypto.h"
 #include "log.h"
 #include "service.h"
@@ -435,6 +436,8 @@ static int init_state(struct host *h, const char *args, size_t len)
     preload(L, "socketdriver", luaopen_socketdriver);
     preload(L, "skynet.cluster.core", luaopen_cluster_core);
     preload(L, "skynet.crypto", luaopen_skynet_crypto);
+    preload(L, "skynet.crypt", luaopen_skynet_crypt);
+    preload(L, "crypt", luaopen_crypt_alias);
     preload(L, "cluster.core", luaopen_cluster_core);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
