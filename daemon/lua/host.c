@@ -9,6 +9,7 @@
 #include "crypt.h"
 #include "crypto.h"
 #include "log.h"
+#include "md5.h"
 #include "service.h"
 #include "seri.h"
 #include "socketdriver.h"
@@ -438,6 +439,7 @@ static int init_state(struct host *h, const char *args, size_t len)
     preload(L, "skynet.crypto", luaopen_skynet_crypto);
     preload(L, "skynet.crypt", luaopen_skynet_crypt);
     preload(L, "crypt", luaopen_crypt_alias);
+    preload(L, "md5", luaopen_md5);
     preload(L, "cluster.core", luaopen_cluster_core);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
