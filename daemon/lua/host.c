@@ -6,6 +6,7 @@
 #include "host.h"
 
 #include "cluster_core.h"
+#include "compat.h"
 #include "crypt.h"
 #include "crypto.h"
 #include "log.h"
@@ -356,9 +357,9 @@ static const struct {
     lua_CFunction open;
 } lazy_libs[] = {
     {LUA_IOLIBNAME, luaopen_io},   {LUA_OSLIBNAME, luaopen_os},
-    {LUA_DBLIBNAME, luaopen_debug}, {LUA_MATHLIBNAME, luaopen_math},
+    {LUA_DBLIBNAME, luaopen_debug}, {LUA_MATHLIBNAME, compat_open_math},
     {LUA_BITLIBNAME, luaopen_bit}, {LUA_JITLIBNAME, open_jit_lib},
-    {LUA_FFILIBNAME, luaopen_ffi},
+    {LUA_FFILIBNAME, luaopen_ffi}, {"utf8", compat_open_utf8},
 };
 #define JIT_AFTER 1000
 
@@ -396,6 +397,7 @@ static void open_libs(lua_State *L)
         lua_pushstring(L, lib->name);
         lua_call(L, 1, 0);
     }
+    compat_install(L);
     for (size_t i = 0; i < sizeof lazy_libs / sizeof *lazy_libs; i++)
         preload(L, lazy_libs[i].name, lazy_libs[i].open);
     lua_pushvalue(L, LUA_GLOBALSINDEX);
