@@ -315,9 +315,10 @@ int main(int argc, char **argv)
     }
     env_init();
     struct node_config cfg;
-    char err[512];
+    char err[4096];
     if (config_load(config_path, root, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "skyjet: %s\n", err);
+        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "skyjet: %s\n", line);
         env_exit();
         return 1;
     }
