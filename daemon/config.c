@@ -46,6 +46,8 @@ static const struct key_def keys[] = {
      "log file (default: stderr)"},
     {"node", "loglevel", K_LEVEL, F(loglevel), "info", NULL, 0, 0, NULL,
      "debug, info, warn or error"},
+    {"node", "logtime", K_ENUM, F(logtime), "utc", NULL, 0, 0, "utc|local",
+     "log timestamps (ISO-8601, milliseconds, zone offset) in utc or local time"},
     {"node", "daemon", K_PATH, F(pidfile), NULL, "daemon", 0, 0, NULL,
      "pidfile: run in the background"},
     {"node", "shutdown_timeout", K_INT, F(shutdown_timeout_ms), "5000", NULL, 0, 3600000, NULL,

@@ -17,6 +17,7 @@ struct node_config {
     char *bootstrap;          /* [node] bootstrap: "snlua bootstrap" */
     char *logfile;            /* [node] logfile (NULL = stderr) */
     int loglevel;             /* [node] loglevel */
+    char *logtime;            /* [node] logtime: utc or local */
     char *pidfile;            /* [node] daemon */
     int shutdown_timeout_ms;  /* [node] shutdown_timeout */
     int stuck_seconds;        /* [node] stuck_warning */
