@@ -5,6 +5,7 @@
  * its bytecode, which is what makes spawning cheap. */
 #include "host.h"
 
+#include "bson.h"
 #include "cluster_core.h"
 #include "compat.h"
 #include "crypt.h"
@@ -465,6 +466,7 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
     preload(L, "skynet.crypt", luaopen_skynet_crypt);
     preload(L, "crypt", luaopen_crypt_alias);
     preload(L, "md5", luaopen_md5);
+    preload(L, "bson", luaopen_bson);
     preload(L, "cluster.core", luaopen_cluster_core);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
