@@ -547,11 +547,19 @@ def test_make_install_then_a_node_runs_from_the_installed_tree(ctx):
     share = os.path.join(tree, "share", "skyjet")
     for f in ("lualib/skynet.lua", "lualib/skynet/socket.lua", "service/bootstrap.lua",
               "service/debug_console.lua", "service/metrics.lua", "service/cluster_node.lua",
-              "config/game1.ini", "config/game.lua", "config/node.ini"):
+              "config/game1.ini", "config/game.lua", "config/node.ini", "config/skyjet.logrotate"):
         check(os.path.isfile(os.path.join(share, f)), f"installed {f}")
     unit = open(os.path.join(share, "config", "skyjet@.service")).read()
     check(f"ExecStart={prefix}/bin/skyjet /etc/skyjet/%i.ini" in unit and "/usr/local" not in unit,
           "the unit names the installed binary")
+    for line in ("Type=notify", "ProtectSystem=strict", "PrivateTmp=yes", "NoNewPrivileges=yes",
+                 "LimitNOFILE=65536"):
+        check(re.search(rf"^{line}$", unit, re.M), f"the unit lacks {line}")
+    rotate = open(os.path.join(share, "config", "skyjet.logrotate")).read()
+    check("kill -s USR1" in rotate, "logrotate signals the nodes to reopen their logs")
+    man = os.path.join(tree, "share", "man", "man1", "skyjet.1")
+    p = subprocess.run(["man", "-l", man], capture_output=True, text=True, env=dict(os.environ, MANWIDTH="80"))
+    check(p.returncode == 0 and "--test" in p.stdout and "EXIT STATUS" in p.stdout, p.stdout + p.stderr)
     # a node configured outside the repository, started from another folder
     os.makedirs(ctx.path("etc", "svc"))
     ctx.write("etc/svc/hello.lua", HELLO)
