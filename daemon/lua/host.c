@@ -9,6 +9,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "service.h"
+#include "sharetree.h"
 #include "seri.h"
 #include "socketdriver.h"
 
@@ -436,6 +437,7 @@ static int init_state(struct host *h, const char *args, size_t len)
     preload(L, "skynet.cluster.core", luaopen_cluster_core);
     preload(L, "skynet.crypto", luaopen_skynet_crypto);
     preload(L, "cluster.core", luaopen_cluster_core);
+    preload(L, "skynet.sharetree", luaopen_skynet_sharetree);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");
