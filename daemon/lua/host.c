@@ -10,6 +10,7 @@
 #include "log.h"
 #include "service.h"
 #include "sharetree.h"
+#include "stm.h"
 #include "seri.h"
 #include "socketdriver.h"
 
@@ -438,6 +439,7 @@ static int init_state(struct host *h, const char *args, size_t len)
     preload(L, "skynet.crypto", luaopen_skynet_crypto);
     preload(L, "cluster.core", luaopen_cluster_core);
     preload(L, "skynet.sharetree", luaopen_skynet_sharetree);
+    preload(L, "skynet.stm", luaopen_skynet_stm);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");
