@@ -2,8 +2,7 @@
  * the proxy tables through which any service reads them. Threads: every worker. A tree never
  * changes after it is built, so reading takes no lock; the registry and each tree's `next` link
  * (the version that replaced it) are guarded by reg_lock; reference counts and the stale flag are
- * atomics. Proxies belong to one Lua state: a proxy is an empty table whose own metatable holds a
- * reference (tree + node), its parent proxy, its key and a cache of child proxies. */
+ * atomics. Proxies belong to one Lua state (see "proxies" below for their layout). */
 #include "sharetree.h"
 
 #include <lauxlib.h>
@@ -58,9 +57,12 @@ struct st_tree {
     atomic_int stale;     /* set once a newer version replaced this one, or it was deleted */
     struct st_tree *next; /* the replacing version (holds a reference); guarded by reg_lock */
     const struct st_node *root;
+    double id; /* unique per tree in this process (never reused, unlike an address) */
     size_t bytes;
     struct st_chunk *chunks; /* all nodes and strings of the tree, freed together */
 };
+
+static atomic_uint_fast64_t tree_ids;
 
 /* A key as seen from Lua, for lookups. */
 struct st_key {
@@ -419,7 +421,7 @@ static const struct st_node *build_node(struct build *b, int idx)
         n->array = build_alloc(b, n->narray * sizeof *n->array);
     if (nh) {
         uint32_t cap = 4;
-        while (cap < nh + nh / 2 + 1)
+        while (cap * 3 < nh * 4) /* at most 3/4 full */
             cap <<= 1;
         n->mask = cap - 1;
         n->slots = build_alloc(b, cap * sizeof *n->slots);
@@ -463,6 +465,7 @@ static struct st_tree *tree_build(lua_State *L, int idx)
         luaL_error(L, "not enough memory for a shared table");
     atomic_init(&t->refs, 1);
     atomic_init(&t->stale, 0);
+    t->id = (double)(atomic_fetch_add(&tree_ids, 1) + 1);
     lua_pushcfunction(L, build_protected);
     lua_pushlightuserdata(L, t);
     lua_pushvalue(L, idx);
@@ -614,16 +617,47 @@ static int l_size(lua_State *L)
 
 /* ---- proxies --------------------------------------------------------------------------------- */
 
-/* What a proxy reads: a node of a tree it holds a reference to. A root proxy that follows moves
- * to the newest version on its next access; a pinned one (sharetable) only on refresh. */
+/* A proxy is a table with one metatable per state (upvalue 1 of every function here), whose
+ * fields sit under private lightuserdata keys. A root holds K_REF: a userdata with the tree
+ * reference (released by __gc). A child holds K_NODE (its node), K_ID (the id of the tree the
+ * node belongs to), K_PARENT and K_KEY. A child holds no reference: it may read K_NODE only while
+ * K_ID equals its parent's current tree id, as the root keeps that tree alive. K_CACHE: the
+ * children made so far, weak-valued. */
+static char K_REF, K_NODE, K_ID, K_PARENT, K_KEY, K_CACHE;
+static char weak_values_key; /* registry: the metatable {__mode = "v"} of child caches */
+
+/* A root's reference. A root that follows moves to the newest version on its next access; a
+ * pinned one (sharetable) only on refresh. */
 struct st_ref {
     struct st_tree *tree;
     const struct st_node *node;
     int follow;
 };
 
-/* Slots of a proxy's metatable (upvalue 1 of every function here is the metamethod template). */
-enum { MT_REF = 1, MT_PARENT, MT_KEY, MT_CACHE };
+struct st_view {
+    const struct st_node *node;
+    double id;
+};
+
+static int abs_index(lua_State *L, int idx)
+{
+    return idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
+}
+
+static void raw_get(lua_State *L, int idx, void *key)
+{
+    idx = abs_index(L, idx);
+    lua_pushlightuserdata(L, key);
+    lua_rawget(L, idx);
+}
+
+static void raw_set(lua_State *L, int idx, void *key) /* t[key] = top, popped */
+{
+    idx = abs_index(L, idx);
+    lua_pushlightuserdata(L, key);
+    lua_insert(L, -2);
+    lua_rawset(L, idx);
+}
 
 static int ref_gc(lua_State *L)
 {
@@ -633,23 +667,28 @@ static int ref_gc(lua_State *L)
     return 0;
 }
 
-/* The reference of the proxy at idx; pushes the proxy's metatable. Raises for anything else. */
-static struct st_ref *proxy_ref(lua_State *L, int idx)
+static int is_proxy(lua_State *L, int idx)
 {
-    struct st_ref *r = NULL;
-    if (lua_type(L, idx) == LUA_TTABLE && lua_getmetatable(L, idx)) {
-        lua_rawgeti(L, -1, MT_REF);
-        if (lua_getmetatable(L, -1)) {
-            luaL_getmetatable(L, ST_REF_MT);
-            if (lua_rawequal(L, -1, -2))
-                r = lua_touserdata(L, -3);
-            lua_pop(L, 2);
-        }
-        lua_pop(L, 1);
-    }
-    if (!r || !r->tree)
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
+        return 0;
+    int yes = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    return yes;
+}
+
+static void check_proxy(lua_State *L, int idx)
+{
+    if (!is_proxy(L, idx))
         luaL_error(L, "bad argument #%d (shared table expected, got %s)", idx,
                    luaL_typename(L, idx));
+}
+
+/* The root reference of a root proxy at idx, or NULL for a child. */
+static struct st_ref *root_ref(lua_State *L, int idx)
+{
+    raw_get(L, idx, &K_REF);
+    struct st_ref *r = lua_touserdata(L, -1);
+    lua_pop(L, 1);
     return r;
 }
 
@@ -659,18 +698,16 @@ static void push_path(lua_State *L, int idx)
     lua_newtable(L);
     int keys = lua_gettop(L), n = 0;
     lua_pushvalue(L, idx);
-    while (lua_getmetatable(L, -1)) {
-        lua_rawgeti(L, -1, MT_PARENT);
+    for (;;) {
+        raw_get(L, -1, &K_PARENT);
         if (lua_isnil(L, -1)) {
             lua_pop(L, 2);
             break;
         }
-        lua_rawgeti(L, -2, MT_KEY);
+        raw_get(L, -2, &K_KEY);
         lua_rawseti(L, keys, ++n);
-        lua_replace(L, -3);
-        lua_pop(L, 1);
+        lua_replace(L, -2);
     }
-    lua_pop(L, 1);
     luaL_checkstack(L, 2 * n + 2, "shared table");
     for (int i = n; i >= 1; i--) {
         lua_pushliteral(L, ".");
@@ -689,72 +726,109 @@ static void push_path(lua_State *L, int idx)
     lua_remove(L, keys);
 }
 
-/* Bring the proxy at idx up to date and return its reference (stack unchanged). */
-static struct st_ref *proxy_current(lua_State *L, int idx)
+/* Bring the proxy at idx (checked already) up to date; stack unchanged. */
+static struct st_view proxy_current(lua_State *L, int idx)
 {
-    struct st_ref *r = proxy_ref(L, idx);
-    int mt = lua_gettop(L);
-    lua_rawgeti(L, mt, MT_PARENT);
-    if (lua_isnil(L, -1)) {
+    struct st_view v;
+    struct st_ref *r = root_ref(L, idx);
+    if (r) {
         if (r->follow && atomic_load_explicit(&r->tree->stale, memory_order_acquire)) {
             struct st_tree *t = tree_latest(r->tree);
             tree_release(r->tree);
             r->tree = t;
             r->node = t->root;
         }
-    } else {
-        luaL_checkstack(L, 8, "shared table");
-        struct st_ref *pr = proxy_current(L, mt + 1);
-        if (pr->tree != r->tree) {
-            struct st_key k;
-            lua_rawgeti(L, mt, MT_KEY);
-            key_from_lua(L, -1, &k);
-            const struct st_value *v = node_get(pr->node, &k);
-            if (v->type != ST_TABLE) {
-                push_path(L, idx);
-                luaL_error(L, "The key [%s] doesn't exist after update", lua_tostring(L, -1));
-            }
-            tree_retain(pr->tree);
-            tree_release(r->tree);
-            r->tree = pr->tree;
-            r->node = v->u.t;
-        }
+        v.node = r->node;
+        v.id = r->tree->id;
+        return v;
     }
-    lua_settop(L, mt - 1);
-    return r;
+    int top = lua_gettop(L);
+    luaL_checkstack(L, 6, "shared table");
+    raw_get(L, idx, &K_PARENT);
+    struct st_view pv = proxy_current(L, top + 1);
+    raw_get(L, idx, &K_ID);
+    if (lua_tonumber(L, -1) == pv.id) {
+        raw_get(L, idx, &K_NODE);
+        v.node = lua_touserdata(L, -1);
+    } else {
+        struct st_key k;
+        raw_get(L, idx, &K_KEY);
+        const struct st_value *nv = key_from_lua(L, -1, &k) ? node_get(pv.node, &k) : &nil_value;
+        if (nv->type != ST_TABLE) {
+            push_path(L, idx);
+            luaL_error(L, "The key [%s] doesn't exist after update", lua_tostring(L, -1));
+        }
+        v.node = nv->u.t;
+        lua_pushlightuserdata(L, (void *)v.node);
+        raw_set(L, idx, &K_NODE);
+        lua_pushnumber(L, pv.id);
+        raw_set(L, idx, &K_ID);
+    }
+    v.id = pv.id;
+    lua_settop(L, top);
+    return v;
 }
 
-/* Push a new proxy on (tree, node); takes over one reference of tree. parent = 0: a root. */
-static void proxy_push(lua_State *L, struct st_tree *tree, const struct st_node *node, int follow,
-                       int parent, int key)
+static struct st_view proxy_checked(lua_State *L, int idx)
 {
-    luaL_checkstack(L, 8, "shared table");
-    lua_createtable(L, 0, 0);
-    lua_createtable(L, 4, 6);
+    check_proxy(L, idx);
+    return proxy_current(L, idx);
+}
+
+/* Push a new root proxy on tree (takes over one reference). */
+static void root_push(lua_State *L, struct st_tree *tree, int follow)
+{
+    lua_createtable(L, 0, 2);
     struct st_ref *r = lua_newuserdata(L, sizeof *r);
     r->tree = tree;
-    r->node = node;
+    r->node = tree->root;
     r->follow = follow;
     luaL_getmetatable(L, ST_REF_MT);
     lua_setmetatable(L, -2);
-    lua_rawseti(L, -2, MT_REF);
-    if (parent) {
-        lua_pushvalue(L, parent);
-        lua_rawseti(L, -2, MT_PARENT);
-        lua_pushvalue(L, key);
-        lua_rawseti(L, -2, MT_KEY);
-    }
-    lua_pushnil(L);
-    while (lua_next(L, lua_upvalueindex(1))) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -4);
-    }
+    raw_set(L, -2, &K_REF);
+    lua_pushvalue(L, lua_upvalueindex(1));
     lua_setmetatable(L, -2);
 }
 
-/* Push the value v read from the proxy at pidx under the key at kidx. */
-static void push_value(lua_State *L, int pidx, int kidx, const struct st_ref *r,
+/* Push the child of the proxy at pidx under the key at kidx, made or from the cache. */
+static void child_push(lua_State *L, int pidx, int kidx, const struct st_node *node, double id)
+{
+    luaL_checkstack(L, 6, "shared table");
+    raw_get(L, pidx, &K_CACHE);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushlightuserdata(L, &weak_values_key);
+        lua_rawget(L, LUA_REGISTRYINDEX);
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        raw_set(L, pidx, &K_CACHE);
+    }
+    lua_pushvalue(L, kidx);
+    lua_rawget(L, -2);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 5);
+        int c = lua_gettop(L);
+        lua_pushlightuserdata(L, (void *)node);
+        raw_set(L, c, &K_NODE);
+        lua_pushnumber(L, id);
+        raw_set(L, c, &K_ID);
+        lua_pushvalue(L, pidx);
+        raw_set(L, c, &K_PARENT);
+        lua_pushvalue(L, kidx);
+        raw_set(L, c, &K_KEY);
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_setmetatable(L, c);
+        lua_pushvalue(L, kidx);
+        lua_pushvalue(L, c);
+        lua_rawset(L, -4);
+    }
+    lua_remove(L, -2);
+}
+
+/* Push v, read from the proxy at pidx (whose view is pv) under the key at kidx. */
+static void push_value(lua_State *L, int pidx, int kidx, struct st_view pv,
                        const struct st_value *v)
 {
     switch (v->type) {
@@ -763,44 +837,23 @@ static void push_value(lua_State *L, int pidx, int kidx, const struct st_ref *r,
     case ST_TRUE: lua_pushboolean(L, 1); break;
     case ST_NUM: lua_pushnumber(L, v->u.n); break;
     case ST_STR: lua_pushlstring(L, v->u.s->bytes, v->u.s->len); break;
-    default: {
-        lua_getmetatable(L, pidx);
-        lua_rawgeti(L, -1, MT_CACHE);
-        if (lua_isnil(L, -1)) {
-            lua_pop(L, 1);
-            lua_newtable(L);
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, -3, MT_CACHE);
-        }
-        lua_pushvalue(L, kidx);
-        lua_rawget(L, -2);
-        if (lua_isnil(L, -1)) {
-            lua_pop(L, 1);
-            tree_retain(r->tree);
-            proxy_push(L, r->tree, v->u.t, 0, pidx, kidx);
-            lua_pushvalue(L, kidx);
-            lua_pushvalue(L, -2);
-            lua_rawset(L, -4);
-        }
-        lua_replace(L, -3);
-        lua_pop(L, 1);
-    }
+    default: child_push(L, pidx, kidx, v->u.t, pv.id);
     }
 }
 
 static int mm_index(lua_State *L)
 {
-    const struct st_ref *r = proxy_current(L, 1);
+    struct st_view pv = proxy_checked(L, 1);
     struct st_key k;
     if (!key_from_lua(L, 2, &k))
         return 0;
-    push_value(L, 1, 2, r, node_get(r->node, &k));
+    push_value(L, 1, 2, pv, node_get(pv.node, &k));
     return 1;
 }
 
 static int mm_newindex(lua_State *L)
 {
-    proxy_ref(L, 1);
+    check_proxy(L, 1);
     push_path(L, 1);
     return luaL_error(L, "Error newindex, the key [%s] (shared tables are read-only)",
                       lua_tostring(L, -1));
@@ -808,15 +861,15 @@ static int mm_newindex(lua_State *L)
 
 static int l_len(lua_State *L)
 {
-    lua_pushnumber(L, proxy_current(L, 1)->node->narray);
+    lua_pushnumber(L, proxy_checked(L, 1).node->narray);
     return 1;
 }
 
 /* next(proxy, key): array part first, then the hash slots in order. */
 static int l_next(lua_State *L)
 {
-    const struct st_ref *r = proxy_current(L, 1);
-    const struct st_node *n = r->node;
+    struct st_view pv = proxy_checked(L, 1);
+    const struct st_node *n = pv.node;
     size_t pos = 0, total = (size_t)n->narray + (n->slots ? (size_t)n->mask + 1 : 0);
     lua_settop(L, 2);
     if (!lua_isnil(L, 2)) {
@@ -829,20 +882,18 @@ static int l_next(lua_State *L)
         pos = ai >= 0 ? (size_t)ai + 1 : n->narray + (size_t)si + 1;
     }
     for (; pos < total; pos++) {
-        const struct st_value *key, *val;
+        const struct st_value *val;
         if (pos < n->narray) {
-            if (n->array[pos].type == ST_NIL)
-                continue;
             lua_pushnumber(L, (lua_Number)pos + 1);
             val = &n->array[pos];
         } else {
-            key = &n->slots[pos - n->narray].key;
-            if (key->type == ST_NIL)
+            const struct st_slot *slot = &n->slots[pos - n->narray];
+            if (slot->key.type == ST_NIL)
                 continue;
-            push_value(L, 1, 2, r, key); /* keys are never tables */
-            val = &n->slots[pos - n->narray].val;
+            push_value(L, 1, 2, pv, &slot->key); /* keys are never tables */
+            val = &slot->val;
         }
-        push_value(L, 1, lua_gettop(L), r, val);
+        push_value(L, 1, lua_gettop(L), pv, val);
         return 2;
     }
     return 0;
@@ -850,7 +901,7 @@ static int l_next(lua_State *L)
 
 static int mm_pairs(lua_State *L)
 {
-    proxy_ref(L, 1);
+    check_proxy(L, 1);
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_pushvalue(L, 1);
     lua_pushnil(L);
@@ -872,7 +923,7 @@ static int ipairs_step(lua_State *L)
 
 static int mm_ipairs(lua_State *L)
 {
-    proxy_ref(L, 1);
+    check_proxy(L, 1);
     lua_pushcfunction(L, ipairs_step);
     lua_pushvalue(L, 1);
     lua_pushnumber(L, 0);
@@ -885,7 +936,7 @@ static int l_query(lua_State *L)
     struct st_tree *t = reg_get(L);
     if (!t)
         return 0;
-    proxy_push(L, t, t->root, lua_isnone(L, 3) || lua_toboolean(L, 3), 0, 0);
+    root_push(L, t, lua_isnone(L, 3) || lua_toboolean(L, 3));
     return 1;
 }
 
@@ -897,10 +948,19 @@ static int l_exists(lua_State *L)
     return 1;
 }
 
+static struct st_ref *check_root(lua_State *L)
+{
+    check_proxy(L, 1);
+    struct st_ref *r = root_ref(L, 1);
+    if (!r)
+        luaL_argerror(L, 1, "a table from query, not one of its sub-tables");
+    return r;
+}
+
 /* refresh(root proxy): move it to the newest version now; true when it moved. */
 static int l_refresh(lua_State *L)
 {
-    struct st_ref *r = proxy_ref(L, 1);
+    struct st_ref *r = check_root(L);
     struct st_tree *t = tree_latest(r->tree);
     int moved = t != r->tree;
     tree_release(r->tree);
@@ -913,7 +973,8 @@ static int l_refresh(lua_State *L)
 /* alive(root proxy): bring it up to date; false once its name was deleted. */
 static int l_alive(lua_State *L)
 {
-    struct st_ref *r = proxy_current(L, 1);
+    struct st_ref *r = check_root(L);
+    proxy_current(L, 1);
     lua_pushboolean(L, !atomic_load_explicit(&r->tree->stale, memory_order_acquire));
     return 1;
 }
@@ -970,15 +1031,7 @@ static int l_copy(lua_State *L)
 
 static int l_isproxy(lua_State *L)
 {
-    int yes = 0;
-    if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
-        lua_rawgeti(L, -1, MT_REF);
-        if (lua_getmetatable(L, -1)) {
-            luaL_getmetatable(L, ST_REF_MT);
-            yes = lua_rawequal(L, -1, -2);
-        }
-    }
-    lua_pushboolean(L, yes);
+    lua_pushboolean(L, is_proxy(L, 1));
     return 1;
 }
 
@@ -1050,8 +1103,13 @@ int luaopen_skynet_sharetree(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
+    lua_pushlightuserdata(L, &weak_values_key);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_rawset(L, LUA_REGISTRYINDEX);
     lua_newtable(L); /* module */
-    lua_newtable(L); /* metamethod template: upvalue 1 of everything below */
+    lua_newtable(L); /* the proxies' metatable: upvalue 1 of everything below */
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, l_next, 1); /* upvalue 2 */
     for (const luaL_Reg *f = meta; f->name; f++) {

@@ -211,7 +211,35 @@ T.case("readers_do_not_copy_the_table", function()
 		return collectgarbage('count'), name]])
 	T.eq(name, "item12345")
 	T.ok(after - before < 100, string.format("reader heap grew by %.0f KiB", after - before))
+	local n, walked = skynet.call(r, "lua", "run", [[
+		local n = 0
+		local function walk(t)
+			for _, v in pairs(t) do
+				n = n + 1
+				if type(v) == "table" then
+					walk(v)
+				end
+			end
+		end
+		walk(S.q)
+		collectgarbage()
+		return n, collectgarbage('count')]])
+	T.eq(n, 20000 * 6) -- each record, its id, name, tags and the two tags
+	T.ok(walked - before < 100, string.format("after a full pass the heap grew by %.0f KiB",
+		walked - before))
 	close({ r })
+end)
+
+T.case("a_sub_table_keeps_its_identity_while_held", function()
+	sharedata.new("cfg_ident", { sub = { 1 } })
+	local q = sharedata.query("cfg_ident")
+	local sub = q.sub
+	collectgarbage()
+	collectgarbage()
+	T.eq(q.sub, sub)
+	T.ok(sharetree.isproxy(sub))
+	T.ok(not sharetree.isproxy({}))
+	T.raises(sharetree.refresh, "not one of its sub-tables", sub)
 end)
 
 skynet.start(T.run)
