@@ -14,6 +14,8 @@
 #include "md5.h"
 #include "seri.h"
 #include "service.h"
+#include "sharetree.h"
+#include "stm.h"
 #include "socketdriver.h"
 
 #include <lauxlib.h>
@@ -483,6 +485,8 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
     preload(L, "md5", luaopen_md5);
     preload(L, "bson", luaopen_bson);
     preload(L, "cluster.core", luaopen_cluster_core);
+    preload(L, "skynet.sharetree", luaopen_skynet_sharetree);
+    preload(L, "skynet.stm", luaopen_skynet_stm);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");
