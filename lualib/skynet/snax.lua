@@ -156,34 +156,4 @@ function snax.printf(fmt, ...)
 	return skynet.error(fmt:format(...))
 end
 
-return snax.bind(skynet.self(), SERVICE_NAME)
-end
-
-function snax.exit(...)
-	snax.kill(snax.self(), ...)
-end
-
-local function hotfix_result(ok, ...)
-	if not ok then
-		error((...), 0)
-	end
-	return ...
-end
-
--- Replace methods of a running service with those of `source`; returns what the patch's
--- hotfix(...) returns.
-function snax.hotfix(obj, source, ...)
-	local t = snax.interface(obj.type)
-	return hotfix_result(skynet.call(obj.handle, "snax", t.system.hotfix, source, ...))
-end
-
-function snax.printf(fmt, ...)
-	skynet.error(string.format(fmt, ...))
-end
-
-function snax.profile_info(obj)
-	local t = snax.interface(obj.type)
-	return skynet.call(obj.handle, "snax", t.system.profile)
-end
-
 return snax
