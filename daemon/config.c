@@ -72,6 +72,8 @@ static const struct key_def keys[] = {
      "Lua C module search patterns"},
     {"lua", "preload", K_PATH, F(preload), NULL, "preload", 0, 0, NULL,
      "script run before every service's main chunk"},
+    {"lua", "snax", K_PATHS, NOFIELD, NULL, "snax", 0, 0, NULL,
+     "snax service search patterns (unset: service_path's)"},
     {"lua", "jit", K_ENUM, F(jit), "auto", NULL, 0, 0, "auto|on|off",
      "LuaJIT compiler per service: auto (after 1000 messages or require \"jit\"), on, off"},
     {"cluster", "file", K_PATH, F(cluster_file), NULL, "cluster", 0, 0, NULL,
