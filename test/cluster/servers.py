@@ -177,6 +177,13 @@ class mariadb_server(Server):
         return r.stdout
 
 
+def mariadb_tempdir():
+    """A fresh folder for a MariaDB datadir, on tmpfs when there is one: InnoDB's fsyncs make
+    bootstrap several times slower on a busy disk. The caller removes it."""
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    return tempfile.mkdtemp(prefix="skyjet-mariadb-", dir=shm)
+
+
 _shared = {}
 
 
@@ -184,9 +191,7 @@ def shared_mariadb():
     """One MariaDB for every test of the process (bootstrap takes seconds); stopped at exit."""
     m = _shared.get("mariadb")
     if m is None or m.proc.poll() is not None:
-        # on tmpfs when there is one: InnoDB's fsyncs make bootstrap 5x slower on a busy disk
-        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        tmp = tempfile.mkdtemp(prefix="skyjet-mariadb-", dir=shm)
+        tmp = mariadb_tempdir()
         m = mariadb_server(tmp)
 
         def cleanup():
