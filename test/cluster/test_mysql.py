@@ -258,21 +258,18 @@ def test_disconnect_kill_and_server_restart(ctx):
 
 def test_password_authentication(ctx):
     m, n = setup(ctx)
-    has_sha1 = ev(n, 'local ok, c = pcall(require, "skynet.crypt") return ok and c.sha1 ~= nil')[0]
-    if has_sha1:
-        got = ev(n, connect(m.port, f', password = "{MARIADB_PASSWORD}"', user="root") +
-                 "return G.db:query('SELECT CURRENT_USER() AS u')[1].u")
-        check(got == ["root@127.0.0.1"], got)
-        raises(n, connect(m.port, ', password = "wrong"', user="root"), "Error: socket")
-        n.wait_log(r"auth failed.*errno:1045, msg:Access denied for user 'root'@'127.0.0.1'")
-    else:
-        # this build has no SHA-1 yet: a password login says so instead of failing obscurely
-        raises(n, connect(m.port, f', password = "{MARIADB_PASSWORD}"', user="root"),
-               "Error: socket")
-        n.wait_log(r"auth failed.*needs skynet.crypt.sha1")
+    # mysql_native_password (MariaDB's default) with the scramble from skynet.crypt.sha1
+    got = ev(n, connect(m.port, f', password = "{MARIADB_PASSWORD}"', user="root") +
+             "return G.db:query('SELECT CURRENT_USER() AS u')[1].u")
+    check(got == ["root@127.0.0.1"], got)
+    raises(n, connect(m.port, ', password = "wrong"', user="root"), "Error: socket")
+    n.wait_log(r"auth failed.*errno:1045, msg:Access denied for user 'root'@'127.0.0.1'")
     # no password where one is needed: the server's own refusal
+    start = len(n.text())
     raises(n, connect(m.port, user="root"), "Error: socket")
-    n.wait_log(r"auth failed.*errno:1045")
+    n.wait_log(r"auth failed.*errno:1045.*using password: NO", start=start)
+    # the connection made first is unhurt by the failed logins
+    check(ev(n, "return G.db:query('SELECT 1 AS x')[1].x") == [1], "the good connection is unhurt")
 
 
 # ------------------------------------------------------------------ scripted servers
