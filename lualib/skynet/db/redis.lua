@@ -12,33 +12,39 @@ local command_meta = { __index = command }
 
 ---------------------------------------------------------------------------- wire format
 
--- "*<n>\r\n" then one "$<len>\r\n<bytes>\r\n" per word; values go through tostring and the
--- argument list ends at its first nil (as Skynet's ipairs does).
-local function encode(name, args)
-	local out = { "" , "$", tostring(#name), "\r\n", name, "\r\n" }
-	local n = 0
-	while args[n + 1] ~= nil do
+-- "$<len>\r\n<NAME>\r\n" for each command name seen (upper-cased once)
+local name_word = setmetatable({}, {
+	__index = function(t, name)
+		local NAME = string.upper(tostring(name))
+		local w = "$" .. #NAME .. "\r\n" .. NAME .. "\r\n"
+		t[name] = w
+		return w
+	end,
+})
+
+-- Appends one command to out: "*<n>\r\n", the name, then one "$<len>\r\n<bytes>\r\n" per
+-- argument args[first], args[first + 1], ... up to the first nil (as Skynet's ipairs does);
+-- values go through tostring.
+local function append_command(out, name, args, first)
+	local head = #out + 1
+	out[head] = name_word[name]
+	local n, i = 0, first
+	local v = args[i]
+	while v ~= nil do
+		if type(v) ~= "string" then
+			v = tostring(v)
+		end
 		n = n + 1
-		local word = tostring(args[n])
-		out[#out + 1] = "$"
-		out[#out + 1] = tostring(#word)
-		out[#out + 1] = "\r\n"
-		out[#out + 1] = word
-		out[#out + 1] = "\r\n"
+		out[head + n] = "$" .. #v .. "\r\n" .. v .. "\r\n"
+		i = i + 1
+		v = args[i]
 	end
-	out[1] = "*" .. (n + 1) .. "\r\n"
-	return table.concat(out)
+	out[head] = "*" .. (n + 1) .. "\r\n" .. out[head]
+	return out
 end
 
--- ops of a pipeline are arrays whose first word is the command
-local function encode_op(op)
-	local args = {}
-	local i = 2
-	while op[i] ~= nil do
-		args[i - 1] = op[i]
-		i = i + 1
-	end
-	return encode(string.upper(tostring(op[1])), args)
+local function encode(name, args)
+	return table.concat(append_command({}, name, args, 1))
 end
 
 local function bad_reply(what, line)
@@ -155,10 +161,9 @@ end
 -- db:anything(a, b, ...) or db:anything({a, b, ...}) sends ANYTHING a b ...
 setmetatable(command, {
 	__index = function(t, name)
-		local NAME = string.upper(name)
 		local f = function(self, first, ...)
 			local args = type(first) == "table" and first or { first, ... }
-			return self[1]:request(encode(NAME, args), read_reply)
+			return self[1]:request(encode(name, args), read_reply)
 		end
 		t[name] = f
 		return f
@@ -178,8 +183,8 @@ end
 function command:pipeline(ops, resp)
 	assert(ops and #ops > 0, "pipeline is null")
 	local words = {}
-	for i, op in ipairs(ops) do
-		words[i] = encode_op(op)
+	for _, op in ipairs(ops) do
+		append_command(words, op[1], op, 2)
 	end
 	local count = #ops
 	local reader
@@ -245,10 +250,9 @@ end
 
 -- each name is sent as its own command; confirmations arrive through watch:message()
 for _, name in ipairs { "subscribe", "psubscribe", "unsubscribe", "punsubscribe" } do
-	local NAME = string.upper(name)
 	watch[name] = function(self, ...)
 		for i = 1, select("#", ...) do
-			self.__sock:request(encode(NAME, { (select(i, ...)) }))
+			self.__sock:request(encode(name, { (select(i, ...)) }))
 		end
 	end
 end
