@@ -70,6 +70,7 @@ struct sock {
     char dirty;    /* got output in this command batch */
     char silent;   /* the owner is gone: deliver nothing more */
     char nodelay;
+    char eof;      /* the peer shut its write side: reading stopped, writing goes on */
     struct event *ev_read, *ev_write, *ev_retry;
     struct wqueue out[2]; /* [0] normal, [1] low priority */
     size_t pending;       /* bytes queued in out[] */
@@ -439,7 +440,7 @@ static void sock_free(struct reactor *r, struct sock *s, int type, const char *r
     }
     s->live = 0;
     s->owner = 0;
-    s->reading = s->dirty = s->silent = s->nodelay = 0;
+    s->reading = s->dirty = s->silent = s->nodelay = s->eof = 0;
     s->pending = 0;
     s->warn_at = r->high_water;
     s->rsize = READ_START;
@@ -727,6 +728,19 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     sock_connect_next(r, s, err);
 }
 
+/* EOF from the peer (it shut its write side, or closed): reading stops for good, but the socket
+ * stays open for writing, so queued and later output still goes out, until the owner closes it
+ * (Skynet's half-close). The owner hears CLOSE with ud = 1: "read side closed, still yours". A
+ * peer that closed completely makes a later write fail, which closes the socket (CLOSE, ud 0). */
+static void sock_half_close(struct reactor *r, struct sock *s)
+{
+    s->eof = 1;
+    s->reading = 0;
+    ev_set(s->ev_read, &s->read_on, 0);
+    if (!s->silent)
+        emit(r, s->owner, REACTOR_CLOSE, s->id, 1, NULL, 0, NULL);
+}
+
 /* One read per readiness, so a busy socket cannot starve the others. The buffer becomes the
  * DATA event's data; its size doubles when a read fills it and halves when reads are small. */
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -751,8 +765,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     free(buf);
     if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
         return;
-    if (n == 0 && s->pending > 0 && sock_write(r, s) < 0)
-        return; /* EOF: one last try to flush; a write error already closed it */
+    if (n == 0 && sock_state(s) == S_OPEN) {
+        sock_half_close(r, s);
+        return;
+    }
     sock_free(r, s, REACTOR_CLOSE, n == 0 ? NULL : strerror(err));
 }
 
@@ -853,12 +869,14 @@ static void cmd_resume(struct reactor *r, struct sock *s, uint32_t owner, int id
     if (st == S_CLOSING)
         return;
     s->owner = owner;
-    s->reading = 1;
+    s->reading = !s->eof;
     if (st == S_CONNECTING)
         return; /* OPEN comes when the connect finishes */
-    ev_set(s->ev_read, &s->read_on, 1);
+    ev_set(s->ev_read, &s->read_on, s->reading);
     sock_name(s->fd, st == S_OPEN, text, sizeof text);
     emit(r, owner, REACTOR_OPEN, s->id, 0, NULL, 0, text);
+    if (s->eof) /* handed over after the peer's EOF: the new owner hears it too */
+        emit(r, owner, REACTOR_CLOSE, s->id, 1, NULL, 0, NULL);
 }
 
 static void cmd_send(struct reactor *r, struct sock *s, struct cmd *c)

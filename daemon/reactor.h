@@ -14,7 +14,9 @@
 enum reactor_event_type {
     REACTOR_DATA = 1,    /* bytes arrived: data/size */
     REACTOR_OPEN = 2,    /* connect finished, or a socket was started: text = "ip:port" */
-    REACTOR_CLOSE = 3,   /* socket closed (peer close, reset, close/shutdown done) */
+    REACTOR_CLOSE = 3,   /* ud = 0: socket closed and its id released (reset, write error,
+                          * close/shutdown done). ud = 1: the peer sent EOF; reading stopped
+                          * but the socket stays open for writing until its owner closes it */
     REACTOR_ACCEPT = 4,  /* listener accepted: ud = new socket id, text = "ip:port" of peer */
     REACTOR_ERROR = 5,   /* connect/IO failed: text = reason ("Connection refused"); socket is gone */
     REACTOR_UDP = 6,     /* reserved */
@@ -26,7 +28,8 @@ enum reactor_event_type {
 struct reactor_event {
     int type;   /* enum reactor_event_type */
     int id;     /* socket id */
-    int ud;     /* DATA: size; ACCEPT: new id; WARNING: KiB pending (0 = drained) */
+    int ud;     /* DATA: size; ACCEPT: new id; WARNING: KiB pending (0 = drained); CLOSE: 1 =
+                 * half-closed (see above) */
     int size;   /* DATA: bytes in data */
     char *data; /* DATA: malloc'd bytes, owned by the receiver; NULL otherwise */
     char text[];

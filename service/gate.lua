@@ -31,7 +31,9 @@ local function drop(fd)
 	if c then
 		connections[fd] = nil
 		c.buffer:clear()
-		client_count = client_count - 1
+		if not c.eof then
+			client_count = client_count - 1
+		end
 	end
 end
 
@@ -80,14 +82,29 @@ event[ACCEPT] = function(_, fd, address)
 	notify("open", fd, address)
 end
 
-event[CLOSE] = function(fd)
+-- half = 1: the client sent EOF. As Skynet's gate, the connection stops counting and the watchdog
+-- hears "close", but the socket stays writable (replies still go out) until `kick` closes it.
+event[CLOSE] = function(fd, half)
 	if fd == listen_id then
 		listen_id = nil
 		return
 	end
-	if connections[fd] then
+	local c = connections[fd]
+	if not c then
+		return
+	end
+	if half == 1 then
+		if not c.eof then
+			c.eof = true
+			client_count = client_count - 1
+			notify("close", fd)
+		end
+	else
+		local was_open = not c.eof
 		drop(fd)
-		notify("close", fd)
+		if was_open then
+			notify("close", fd)
+		end
 	end
 end
 
@@ -178,9 +195,9 @@ end
 -- Give the socket to another service, which starts it itself (clusteragent does). The
 -- connection still counts against maxclient until that service sends `release`.
 function CMD.handoff(_, fd)
-	assert(connections[fd], "gate handoff: unknown fd")
+	local c = assert(connections[fd], "gate handoff: unknown fd")
 	connections[fd] = nil
-	handed_off[fd] = true
+	handed_off[fd] = not c.eof or nil -- a half-closed one no longer counts
 end
 
 function CMD.release(_, fd)

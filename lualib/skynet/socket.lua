@@ -97,14 +97,23 @@ handler[OPEN] = function(id, _, text)
 	wakeup(s)
 end
 
-handler[CLOSE] = function(id)
+-- half = 1: the peer sent EOF. Reads end, but the id stays open for writing until close (the
+-- reactor flushes what was written, then releases it). Otherwise the reactor released the id.
+handler[CLOSE] = function(id, half)
 	local s = pool[id]
 	if not s then
+		if half == 1 then
+			driver.close(id) -- nobody here reads it: let it go once its output is out
+		end
 		return
 	end
 	s.connected = false
 	s.connecting = false
-	s.gone = true -- the reactor has released the id
+	if half == 1 then
+		s.halfclosed = true
+	else
+		s.gone = true
+	end
 	wakeup(s)
 	if s.on_close then
 		s.on_close(id)
@@ -312,17 +321,20 @@ function socket.block(id)
 end
 
 -- Ids outside the pool may be written too (an agent writing to a client socket its gate owns).
+-- A half-closed id (the peer sent EOF) still takes writes, as in Skynet.
+local function writable(s)
+	return not s or s.connected or (s.halfclosed and not s.gone)
+end
+
 function socket.write(id, data, sz)
-	local s = pool[id]
-	if s and not s.connected then
+	if not writable(pool[id]) then
 		return false
 	end
 	return driver.send(id, data, sz)
 end
 
 function socket.lwrite(id, data, sz)
-	local s = pool[id]
-	if s and not s.connected then
+	if not writable(pool[id]) then
 		return false
 	end
 	return driver.lsend(id, data, sz)
@@ -334,8 +346,8 @@ function socket.close(id)
 		return
 	end
 	if not s.gone then
-		if s.connected or s.connecting or s.listening then
-			driver.close(id)
+		if s.connected or s.connecting or s.listening or s.halfclosed then
+			driver.close(id) -- flushes pending output first
 		else
 			driver.shutdown(id)
 		end

@@ -825,7 +825,9 @@ START_TEST(test_send_to_invalid_or_closed_id_returns_minus_one)
     ck_assert_int_eq(reactor_send(R, lid, dup_bytes("a", 1), 1), -1); /* a listener */
     int peer, id = reactor_to_raw(OWNER_A, &peer, 0);
     close(peer);
-    tev_free(expect_event(REACTOR_CLOSE, id));
+    tev_free(expect_event(REACTOR_CLOSE, id)); /* EOF: half-closed, still writable */
+    ck_assert_int_eq(reactor_close(R, OWNER_A, id), 0);
+    tev_free(expect_event(REACTOR_CLOSE, id)); /* now released */
     ck_assert_int_eq(reactor_send(R, id, dup_bytes("a", 1), 1), -1);
     ck_assert_int_eq(reactor_send_low(R, id, dup_bytes("a", 1), 1), -1);
     stop_reactor(); /* LeakSanitizer checks every refused buffer was freed */
@@ -834,18 +836,43 @@ END_TEST
 
 /* ---- closing ---- */
 
-START_TEST(test_peer_half_close_delivers_close)
+START_TEST(test_peer_half_close_keeps_the_write_side_until_close)
 {
     start_reactor(0, 0);
     int port, lid = reactor_listener(OWNER_A, &port);
     int peer, id = accept_raw(lid, port, OWNER_A, &peer);
     shutdown(peer, SHUT_WR);
     struct tev *t = expect_event(REACTOR_CLOSE, id);
-    ck_assert_uint_eq(t->size, sizeof(struct reactor_event)); /* no reason: a clean close */
+    ck_assert_int_eq(t->ev->ud, 1); /* half-closed: the id is still ours */
+    ck_assert_uint_eq(t->size, sizeof(struct reactor_event));
     tev_free(t);
-    char c;
-    ck_assert_int_eq(read(peer, &c, 1), 0); /* and the reactor closed its side */
+    send_pattern(id, 8 * MIB); /* written after the EOF: all of it still goes out */
+    ck_assert_int_eq(reactor_close(R, OWNER_A, id), 0);
+    ck_assert_uint_eq(read_to_eof(peer, 1), 8 * MIB);
+    t = expect_event(REACTOR_CLOSE, id);
+    ck_assert_int_eq(t->ev->ud, 0);
+    tev_free(t);
     close(peer);
+    stop_reactor();
+}
+END_TEST
+
+START_TEST(test_half_closed_socket_closes_when_the_peer_is_gone)
+{
+    start_reactor(0, 0);
+    int port, lid = reactor_listener(OWNER_A, &port);
+    int peer, id = accept_raw(lid, port, OWNER_A, &peer);
+    close(peer);
+    struct tev *t = expect_event(REACTOR_CLOSE, id);
+    ck_assert_int_eq(t->ev->ud, 1);
+    tev_free(t);
+    /* The first write draws a reset, a later one fails: the reactor releases the id. */
+    for (int i = 0; i < 100 && !(t = wait_event(REACTOR_CLOSE, id, 20)); i++)
+        reactor_send(R, id, dup_bytes("ping", 4), 4);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->ev->ud, 0);
+    ck_assert_uint_gt(t->size, sizeof(struct reactor_event)); /* with the write error */
+    tev_free(t);
     stop_reactor();
 }
 END_TEST
@@ -1118,7 +1145,8 @@ static Suite *reactor_suite(const char *only)
     ADD(test_close_flushes_pending_output_before_eof);
     ADD(test_shutdown_drops_unsent_output_and_closes_at_once);
     ADD(test_send_to_invalid_or_closed_id_returns_minus_one);
-    ADD(test_peer_half_close_delivers_close);
+    ADD(test_peer_half_close_keeps_the_write_side_until_close);
+    ADD(test_half_closed_socket_closes_when_the_peer_is_gone);
     ADD(test_peer_reset_delivers_close_with_reason);
     ADD(test_connect_to_closed_port_reports_connection_refused);
     ADD(test_connect_by_name_localhost_opens);
