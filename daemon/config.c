@@ -39,6 +39,8 @@ static const struct key_def keys[] = {
      "seconds in one message before a service is reported stuck"},
     {"node", "socket_high_water", K_SIZE, "1M", NULL, 1024, 1L << 40,
      "pending output per socket that triggers a warning"},
+    {"node", "socket_output_limit", K_SIZE, "256M", NULL, 0, 1L << 40,
+     "unsent output per socket past which it is closed and logged (0 = no limit)"},
     {"node", "profile", K_BOOL, "false", NULL, 0, 0,
      "account the time each service spends per message (skynet.stat \"cpu\")"},
     {"node", "console", K_STR, NULL, NULL, 0, 0,
@@ -353,6 +355,8 @@ int config_load(const char *path, const char *root, struct node_config *out, cha
             out->stuck_seconds = atoi(v);
         else if (strcmp(k->key, "socket_high_water") == 0 && parse_size(v, &n) == 0)
             out->socket_high_water = (size_t)n;
+        else if (strcmp(k->key, "socket_output_limit") == 0 && parse_size(v, &n) == 0)
+            out->socket_output_limit = (size_t)n;
         if (slot && final)
             *slot = strdup(final);
         free(resolved);

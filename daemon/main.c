@@ -388,7 +388,9 @@ int main(int argc, char **argv)
     service_register_module(&logger_module);
     struct host_paths hp = {root, cfg.service_path, cfg.lib_path, cfg.cpath, cfg.preload, cfg.jit};
     host_configure(&hp);
-    struct reactor_config rc = {deliver_socket_event, NULL, cfg.socket_high_water, 0};
+    struct reactor_config rc = {.deliver = deliver_socket_event,
+                                .high_water = cfg.socket_high_water,
+                                .output_limit = cfg.socket_output_limit};
     reactor = reactor_create(&rc);
     if (!reactor || reactor_start(reactor) != 0) {
         log_write(0, LOG_ERROR, "cannot start the reactor");

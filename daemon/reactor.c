@@ -132,6 +132,7 @@ struct reactor {
     reactor_deliver_fn deliver;
     void *ud;
     size_t high_water;
+    size_t output_limit; /* 0 = none */
     int max;
     struct sock *slots;
     struct event_base *base;
@@ -536,11 +537,28 @@ static int sock_write(struct reactor *r, struct sock *s)
     return 0;
 }
 
+/* A peer that does not read cannot make the node hold unbounded output (like Redis's client
+ * output buffer limit): past output_limit unsent bytes the socket is closed, dropping them, and
+ * the log says why. Returns -1 if it closed s. */
+static int sock_over_limit(struct reactor *r, struct sock *s)
+{
+    if (!r->output_limit || s->pending <= r->output_limit)
+        return 0;
+    char peer[ADDR_TEXT];
+    sock_name(s->fd, 1, peer, sizeof peer);
+    log_write(0, LOG_WARN,
+              "socket %d (%s): %zu bytes of unsent output exceed socket_output_limit (%zu); "
+              "closing it",
+              s->id, peer, s->pending, r->output_limit);
+    sock_free(r, s, REACTOR_CLOSE, "output limit exceeded");
+    return -1;
+}
+
 /* Writes what it can now, then keeps EV_WRITE, warnings and a pending close up to date.
  * Returns 0, or -1 if the socket was freed. */
 static int sock_output(struct reactor *r, struct sock *s)
 {
-    if (sock_write(r, s) < 0)
+    if (sock_write(r, s) < 0 || sock_over_limit(r, s) < 0)
         return -1;
     ev_set(s->ev_write, &s->write_on, s->pending > 0);
     sock_warn(r, s);
@@ -563,7 +581,7 @@ static void flush_dirty(struct reactor *r)
         int st = sock_state(s);
         if ((st == S_OPEN || st == S_CLOSING) && !s->write_on)
             sock_output(r, s);
-        else
+        else if (sock_over_limit(r, s) == 0) /* waiting for EV_WRITE: the peer may not read */
             sock_warn(r, s);
     }
     r->ndirty = 0;
@@ -1066,6 +1084,7 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
     r->deliver = cfg->deliver;
     r->ud = cfg->ud;
     r->high_water = cfg->high_water ? cfg->high_water : DEFAULT_HIGH_WATER;
+    r->output_limit = cfg->output_limit;
     r->max = cfg->max_sockets > 0 ? cfg->max_sockets : DEFAULT_MAX_SOCKETS;
     r->wake_fd = -1;
     pthread_mutex_init(&r->lock, NULL);

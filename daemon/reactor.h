@@ -44,6 +44,7 @@ struct reactor_config {
     void *ud;
     size_t high_water; /* send-queue warning threshold in bytes; 0 = default 1 MiB */
     int max_sockets;   /* size of the id table; 0 = default 65536 */
+    size_t output_limit; /* unsent bytes past which a socket is closed (logged); 0 = none */
 };
 
 struct reactor;

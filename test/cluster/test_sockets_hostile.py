@@ -57,3 +57,44 @@ def test_console_and_metrics_answer_a_request_followed_by_eof(ctx):
     r = subprocess.run(["socat", "-", f"TCP:127.0.0.1:{cport}"], input=b"list\nlist\n",
                        capture_output=True, timeout=20)
     check(r.returncode == 0 and r.stdout.count(b"<ok>") == 2, f"socat got {r.stdout!r} {r.stderr!r}")
+
+
+# --- unread output ------------------------------------------------------------------------------
+
+def vm_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def flood_without_reading(port, limit):
+    """Send up to `limit` bytes to an echo service, never reading; returns the bytes the node
+    took before it closed the connection (or `limit` if it never did)."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    chunk, sent = b"x" * (1 << 20), 0
+    try:
+        while sent < limit:
+            sent += c.send(chunk)
+    except OSError:  # reset or broken pipe: the node closed it
+        pass
+    finally:
+        c.close()
+    return sent
+
+
+def test_unread_output_is_bounded_by_socket_output_limit(ctx):
+    n = ctx.ctl_node("o1", node="socket_output_limit = 4M")
+    port = echo_port(n)
+    before = vm_kib(n.pid, "VmRSS")
+    sent = flood_without_reading(port, 512 << 20)
+    n.wait_log(r"socket \d+ \(127\.0\.0\.1:\d+\): \d+ bytes of unsent output exceed "
+               r"socket_output_limit \(4194304\); closing it")
+    check(sent < 64 << 20, f"the node took {sent} bytes from a client that never reads")
+    grew = vm_kib(n.pid, "VmHWM") - before
+    print(f"    sent {sent >> 20} MiB before the close; peak RSS grew {grew >> 10} MiB")
+    # the node goes on serving: a well-behaved client is echoed in full
+    got = ask_then_eof(port, b"still here")
+    check(got == b"still here", f"echo after the flood answered {got!r}")

@@ -162,9 +162,12 @@ static void gate_open(void)
     pthread_mutex_unlock(&T.lock);
 }
 
+static size_t output_limit; /* for the next start_reactor; reset by it */
+
 static void start_reactor(size_t high_water, int max_sockets)
 {
-    struct reactor_config cfg = {test_deliver, NULL, high_water, max_sockets};
+    struct reactor_config cfg = {test_deliver, NULL, high_water, max_sockets, output_limit};
+    output_limit = 0;
     T.echo = T.auto_resume = T.bad_size = 0;
     R = reactor_create(&cfg);
     ck_assert_ptr_nonnull(R);
@@ -814,6 +817,25 @@ START_TEST(test_shutdown_drops_unsent_output_and_closes_at_once)
 }
 END_TEST
 
+START_TEST(test_output_past_the_limit_closes_the_socket)
+{
+    output_limit = 2 * MIB;
+    start_reactor(0, 0);
+    int peer, id = reactor_to_raw(OWNER_A, &peer, 64 * 1024); /* the peer reads nothing */
+    size_t sent = 0;
+    while (sent < 64 * MIB && reactor_send(R, id, pattern(sent, MIB), MIB) == 0)
+        sent += MIB;
+    struct tev *t = expect_event(REACTOR_CLOSE, id);
+    ck_assert_str_eq(t->ev->text, "output limit exceeded");
+    ck_assert_int_eq(t->ev->ud, 0);
+    tev_free(t);
+    ck_assert_uint_lt(read_to_eof(peer, 1), 4 * MIB); /* the limit plus kernel buffers */
+    ck_assert_int_eq(reactor_send(R, id, dup_bytes("a", 1), 1), -1);
+    close(peer);
+    stop_reactor();
+}
+END_TEST
+
 START_TEST(test_send_to_invalid_or_closed_id_returns_minus_one)
 {
     start_reactor(0, 16);
@@ -1145,6 +1167,7 @@ static Suite *reactor_suite(const char *only)
     ADD(test_close_flushes_pending_output_before_eof);
     ADD(test_shutdown_drops_unsent_output_and_closes_at_once);
     ADD(test_send_to_invalid_or_closed_id_returns_minus_one);
+    ADD(test_output_past_the_limit_closes_the_socket);
     ADD(test_peer_half_close_keeps_the_write_side_until_close);
     ADD(test_half_closed_socket_closes_when_the_peer_is_gone);
     ADD(test_peer_reset_delivers_close_with_reason);
