@@ -1,9 +1,9 @@
 /* reactor: the socket thread. It alone owns the libevent event_base, the DNS resolver, every
- * socket fd and every field of the socket table except `state`, which any thread may read.
- * Other threads only push commands; one mutex (r->lock) guards the command queue, the free-id
- * FIFO and the run state, and is never held across a syscall or a deliver call. Memory: bytes
- * given to reactor_send are the reactor's until written or dropped; an event and its data
- * belong to whoever the deliver callback hands them to. */
+ * socket fd and the socket table (other threads read only `state`); they push commands under
+ * one mutex (r->lock: command queue, free-id FIFO, run state), never held across a syscall or a
+ * deliver. Bytes given to reactor_send are the reactor's until written or dropped. Hostile peers:
+ * EOF half-closes (writes go on until the owner closes), unsent output is capped, listeners have
+ * caps and the last fds are kept from the one flooding, refusals are logged once a second. */
 #include "reactor.h"
 
 #include "log.h"
@@ -13,6 +13,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -34,6 +36,8 @@
 #define READ_MAX (1024 * 1024)
 #define ACCEPT_BATCH 64
 #define ACCEPT_BACKOFF_US 100000 /* pause accepting this long when out of fds */
+#define FD_RESERVE 64              /* fds a flooded listener may not take (at most 1/8 of them) */
+#define REPORT_SECONDS 1           /* refused connections are logged as one line per period */
 #ifdef IOV_MAX
 #define WRITE_IOVS IOV_MAX
 #else
@@ -71,6 +75,11 @@ struct sock {
     char silent;   /* the owner is gone: deliver nothing more */
     char nodelay;
     char eof;      /* the peer shut its write side: reading stopped, writing goes on */
+    char listener;
+    int from;            /* accepted socket: its listener's id while that lives, else -1 */
+    int max_conn, nconn; /* listener: cap on live accepted sockets (0 = none), how many live */
+    unsigned refused_cap, refused_room, errors; /* listener: since the last report */
+    int last_error;
     struct event *ev_read, *ev_write, *ev_retry;
     struct wqueue out[2]; /* [0] normal, [1] low priority */
     size_t pending;       /* bytes queued in out[] */
@@ -97,6 +106,7 @@ enum {
     C_CLOSE,
     C_SHUTDOWN,
     C_NODELAY,
+    C_ACCEPT_LIMIT,
     C_CLOSE_OWNER,
     C_STOP
 };
@@ -152,6 +162,12 @@ struct reactor {
     int *live_ids, nlive;
     int *dirty, ndirty;
 
+    int fd_limit;   /* RLIMIT_NOFILE at creation */
+    int fd_reserve; /* the last fds, kept from a flooded listener */
+    int spare_fd; /* kept open to accept-and-close when every other fd is taken */
+    struct event *report_ev;
+    char report_on;
+
     atomic_int n_sockets;
     _Atomic uint64_t bytes_in, bytes_out, writes, reads;
 };
@@ -161,6 +177,7 @@ static _Thread_local struct reactor *current_reactor; /* set on the reactor thre
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_accept(evutil_socket_t fd, short what, void *arg);
+static void listener_forget(struct reactor *r, struct sock *s);
 static void sock_connect_next(struct reactor *r, struct sock *s, int err);
 
 static void stat_add(_Atomic uint64_t *counter, uint64_t n)
@@ -407,12 +424,32 @@ static void sock_detach(struct reactor *r, struct sock *s)
     atomic_fetch_sub(&r->n_sockets, 1);
 }
 
+/* Unlinks s from its listener's count, or (for a listener) its accepted sockets from it. */
+static void listener_forget(struct reactor *r, struct sock *s)
+{
+    if (s->from >= 0)
+        r->slots[s->from].nconn--;
+    s->from = -1;
+    if (!s->listener)
+        return;
+    for (int i = 0; i < r->nlive && s->nconn > 0; i++) {
+        struct sock *c = &r->slots[r->live_ids[i]];
+        if (c->from == s->id) {
+            c->from = -1;
+            s->nconn--;
+        }
+    }
+    s->nconn = s->max_conn = 0;
+    s->refused_cap = s->refused_room = s->errors = 0;
+}
+
 /* Closes s now, drops its output, delivers `type` (REACTOR_CLOSE/ERROR; 0 = none) to its owner
  * unless it is silent, then frees the slot. The slot goes back to the free FIFO only after the
  * event was handed over, so nobody can be told about a socket that reuses the id. */
 static void sock_free(struct reactor *r, struct sock *s, int type, const char *reason)
 {
     atomic_store(&s->state, S_CLOSED);
+    listener_forget(r, s);
     sock_detach(r, s);
     if (s->resolve) {
         s->resolve->id = -1; /* its callback still runs (EVUTIL_EAI_CANCEL) and frees it */
@@ -441,7 +478,7 @@ static void sock_free(struct reactor *r, struct sock *s, int type, const char *r
     }
     s->live = 0;
     s->owner = 0;
-    s->reading = s->dirty = s->silent = s->nodelay = s->eof = 0;
+    s->reading = s->dirty = s->silent = s->nodelay = s->eof = s->listener = 0;
     s->pending = 0;
     s->warn_at = r->high_water;
     s->rsize = READ_START;
@@ -806,11 +843,76 @@ static void listener_backoff(struct reactor *r, struct sock *s)
     evtimer_add(s->ev_retry, &tv);
 }
 
+/* Once a period: one line per listener that refused connections or failed to accept. */
+static void on_report(evutil_socket_t fd, short what, void *arg)
+{
+    struct reactor *r = arg;
+    char addr[ADDR_TEXT];
+    r->report_on = 0;
+    for (int i = 0; i < r->nlive; i++) {
+        struct sock *s = &r->slots[r->live_ids[i]];
+        if (!s->listener || (!s->refused_cap && !s->refused_room && !s->errors))
+            continue;
+        sock_name(s->fd, 0, addr, sizeof addr);
+        if (s->refused_cap || s->refused_room)
+            log_write(0, LOG_WARN,
+                      "socket: listener %d (%s) refused %u connection(s) in %d s: %u over its "
+                      "cap of %d, %u at the fd limit (reserve %d of %d fds) or socket table",
+                      s->id, addr, s->refused_cap + s->refused_room, REPORT_SECONDS,
+                      s->refused_cap, s->max_conn, s->refused_room, r->fd_reserve, r->fd_limit);
+        if (s->errors)
+            log_write(0, LOG_ERROR, "socket: listener %d (%s): accept error: %s (%u in %d s)",
+                      s->id, addr, strerror(s->last_error), s->errors, REPORT_SECONDS);
+        s->refused_cap = s->refused_room = s->errors = 0;
+    }
+}
+
+static void report_later(struct reactor *r)
+{
+    struct timeval tv = {REPORT_SECONDS, 0};
+    if (r->report_on || !r->report_ev)
+        return;
+    r->report_on = 1;
+    evtimer_add(r->report_ev, &tv);
+}
+
+/* Every fd is taken: accept the next connection on the spare fd and close it at once, so the
+ * client is told (rather than left in the backlog) and the listener does not spin. */
+static void accept_on_spare(struct reactor *r, struct sock *ls)
+{
+    if (r->spare_fd < 0)
+        return;
+    close(r->spare_fd);
+    int cfd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+    if (cfd >= 0) {
+        close(cfd);
+        ls->refused_room++;
+    }
+    r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Whether a connection just accepted on ls (as cfd) must be refused: the listener is at its
+ * cap, or the process is into its last FD_RESERVE fds and ls holds most of the sockets (the
+ * flooded listener pauses; the others keep the reserve). */
+static int accept_refused(struct reactor *r, struct sock *ls, int cfd)
+{
+    if (ls->max_conn > 0 && ls->nconn >= ls->max_conn) {
+        ls->refused_cap++;
+        return 1;
+    }
+    if (cfd >= r->fd_limit - r->fd_reserve && ls->nconn * 2 >= atomic_load(&r->n_sockets)) {
+        ls->refused_room++;
+        listener_backoff(r, ls);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct sock *ls = arg;
     struct reactor *r = ls->r;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    for (int i = 0; i < ACCEPT_BATCH && ls->read_on; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -819,15 +921,22 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            log_write(0, LOG_ERROR, "socket: accept error: %s", strerror(errno));
-            if (errno == EMFILE || errno == ENFILE)
+            if (errno == EMFILE || errno == ENFILE) {
+                accept_on_spare(r, ls);
                 listener_backoff(r, ls);
+            } else {
+                ls->errors++;
+                ls->last_error = errno;
+            }
+            report_later(r);
             return;
         }
-        int id = id_take(r, S_OPEN);
+        int refused = accept_refused(r, ls, cfd);
+        int id = refused ? -1 : id_take(r, S_OPEN);
         if (id < 0) {
-            log_write(0, LOG_ERROR, "socket: accept error: socket table full (%d)", r->max);
+            ls->refused_room += !refused; /* the socket table is full */
             close(cfd);
+            report_later(r);
             continue;
         }
         struct sock *s = &r->slots[id];
@@ -836,6 +945,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         sock_set_live(r, s, ls->owner); /* not read until reactor_resume */
+        s->from = ls->id;
+        ls->nconn++;
         char text[ADDR_TEXT];
         addr_text(&ss, text, sizeof text);
         emit(r, ls->owner, REACTOR_ACCEPT, ls->id, id, NULL, 0, text);
@@ -873,6 +984,7 @@ static void do_listen(struct reactor *r, struct listen_req *q)
         return;
     }
     sock_set_live(r, s, q->owner); /* accepts nothing until reactor_resume */
+    s->listener = 1;
     q->id = id;
 }
 
@@ -982,6 +1094,10 @@ static void cmd_run(struct reactor *r, struct cmd *c)
                 setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
         }
         break;
+    case C_ACCEPT_LIMIT:
+        if (s && s->listener)
+            s->max_conn = c->port;
+        break;
     case C_CLOSE_OWNER:
         /* Backwards: freeing entry i moves the last (already seen) entry into i. */
         for (int i = r->nlive - 1; i >= 0; i--) {
@@ -1060,6 +1176,10 @@ static void reactor_free(struct reactor *r)
 {
     if (r->wake_ev)
         event_free(r->wake_ev);
+    if (r->report_ev)
+        event_free(r->report_ev);
+    if (r->spare_fd >= 0)
+        close(r->spare_fd);
     if (r->base)
         event_base_free(r->base);
     if (r->wake_fd >= 0)
@@ -1087,6 +1207,11 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
     r->output_limit = cfg->output_limit;
     r->max = cfg->max_sockets > 0 ? cfg->max_sockets : DEFAULT_MAX_SOCKETS;
     r->wake_fd = -1;
+    r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct rlimit rl;
+    r->fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < INT_MAX ? (int)rl.rlim_cur
+                                                                             : INT_MAX;
+    r->fd_reserve = r->fd_limit / 8 < FD_RESERVE ? r->fd_limit / 8 : FD_RESERVE;
     pthread_mutex_init(&r->lock, NULL);
     r->slots = calloc(r->max, sizeof *r->slots);
     r->free_ids = malloc(r->max * sizeof(int));
@@ -1101,6 +1226,7 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
         s->fd = -1;
         s->warn_at = r->high_water;
         s->rsize = READ_START;
+        s->from = -1;
         s->r = r;
         r->free_ids[i] = i;
     }
@@ -1111,6 +1237,7 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
     r->wake_ev = event_new(r->base, r->wake_fd, EV_READ | EV_PERSIST, on_wake, r);
     if (!r->wake_ev || event_add(r->wake_ev, NULL) < 0)
         goto fail;
+    r->report_ev = evtimer_new(r->base, on_report, r);
     return r;
 fail:
     reactor_free(r);
@@ -1250,6 +1377,14 @@ int reactor_shutdown(struct reactor *r, uint32_t owner, int id)
 }
 
 int reactor_nodelay(struct reactor *r, int id) { return push_id(r, C_NODELAY, 0, id); }
+
+int reactor_accept_limit(struct reactor *r, int id, int max)
+{
+    if (id < 0 || id >= r->max || max < 0)
+        return -1;
+    struct cmd c = {.type = C_ACCEPT_LIMIT, .id = id, .port = max};
+    return cmd_push(r, &c);
+}
 
 void reactor_close_owner(struct reactor *r, uint32_t owner)
 {

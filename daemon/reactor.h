@@ -79,6 +79,12 @@ int reactor_close(struct reactor *r, uint32_t owner, int id);
 /* Close at once, dropping unsent output; REACTOR_CLOSE follows. */
 int reactor_shutdown(struct reactor *r, uint32_t owner, int id);
 int reactor_nodelay(struct reactor *r, int id);
+/* Cap a listener's live accepted sockets (those not closed yet, whoever owns them now) at max;
+ * 0 = no cap. Connections beyond it are accepted and closed at once. Refused connections and
+ * accept errors are logged as one summary line per listener per second. When the process is
+ * within its last fds, the listener holding most sockets is refused and paused (100 ms at a
+ * time) so the others keep a reserve; with no fd left at all, a spare fd accepts-and-closes. */
+int reactor_accept_limit(struct reactor *r, int id, int max);
 /* Close every socket owned by a retired service (no events are delivered for them). */
 void reactor_close_owner(struct reactor *r, uint32_t owner);
 

@@ -91,6 +91,15 @@ static int l_nodelay(lua_State *L)
     return 0;
 }
 
+/* accept_limit(listen_id, n): at most n live accepted sockets (0 = no cap) */
+static int l_accept_limit(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 2, "must be 0..2^31-1");
+    reactor_accept_limit(get_reactor(L), (int)luaL_checkinteger(L, 1), (int)n);
+    return 0;
+}
+
 /* The bytes to send at idx: a string, an array of strings, or lightuserdata + size (taken). */
 static void *get_bytes(lua_State *L, int idx, size_t *size)
 {
@@ -477,7 +486,7 @@ int luaopen_socketdriver(lua_State *L)
         {"pause", l_pause},     {"close", l_close},     {"shutdown", l_shutdown},
         {"nodelay", l_nodelay}, {"send", l_send},       {"lsend", l_lsend},
         {"unpack", l_unpack},   {"buffer", l_buffer},   {"header", l_header},
-        {"stats", l_stats},
+        {"stats", l_stats},     {"accept_limit", l_accept_limit},
         {NULL, NULL},
     };
     if (luaL_newmetatable(L, SBUF)) {

@@ -405,6 +405,12 @@ function socket.limit(id, limit)
 	s.limit = limit
 end
 
+-- skyjet: cap a listener's live connections; more are accepted and closed at once (and counted
+-- in a once-a-second log line). 0 = no cap.
+function socket.accept_limit(id, n)
+	driver.accept_limit(id, n)
+end
+
 function socket.warning(id, callback)
 	local s = assert(pool[id])
 	s.on_warning = callback
