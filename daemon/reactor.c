@@ -44,16 +44,23 @@
 #define WRITE_IOVS 64
 #endif
 #define ADDR_TEXT 64
+#define UDP_MAX 65536 /* largest datagram read */
 
 /* A slot's life: FREE -> CONNECTING (taken by reactor_connect's caller) or LISTEN / OPEN (taken
  * by the reactor) -> CLOSING (reactor_close, flushing) -> CLOSED (event being delivered) ->
  * FREE. reactor_send accepts data only while CONNECTING or OPEN. */
 enum { S_FREE, S_CONNECTING, S_LISTEN, S_OPEN, S_CLOSING, S_CLOSED };
 
+struct udp_to {
+    socklen_t len;
+    struct sockaddr_storage ss;
+};
+
 struct wnode {
     struct wnode *next;
     char *data;
     size_t size, offset;
+    struct udp_to *to; /* UDP: the destination, or NULL for the connected peer */
 };
 
 struct wqueue {
@@ -76,6 +83,7 @@ struct sock {
     char nodelay;
     char eof;      /* the peer shut its write side: reading stopped, writing goes on */
     char listener;
+    char udp;
     int from;            /* accepted socket: its listener's id while that lives, else -1 */
     int max_conn, nconn; /* listener: cap on live accepted sockets (0 = none), how many live */
     unsigned refused_cap, refused_room, errors; /* listener: since the last report */
@@ -107,6 +115,8 @@ enum {
     C_SHUTDOWN,
     C_NODELAY,
     C_ACCEPT_LIMIT,
+    C_UDP_ADD,
+    C_UDP_CONNECT,
     C_CLOSE_OWNER,
     C_STOP
 };
@@ -115,7 +125,9 @@ struct cmd {
     int type, id, port;
     uint32_t owner;
     size_t size;
-    void *ptr; /* C_SEND*: data; C_CONNECT: host (malloc'd); C_LISTEN: struct listen_req */
+    void *ptr; /* C_SEND*: data; C_CONNECT: host (malloc'd); C_LISTEN: struct listen_req;
+                * C_UDP_CONNECT: struct udp_to */
+    struct udp_to *to; /* C_SEND to a UDP address (malloc'd) */
 };
 
 struct cmdq {
@@ -178,6 +190,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_accept(evutil_socket_t fd, short what, void *arg);
 static void listener_forget(struct reactor *r, struct sock *s);
+static int udp_write(struct reactor *r, struct sock *s);
+static void udp_read(struct reactor *r, struct sock *s);
+static void cmd_udp_add(struct reactor *r, struct cmd *c);
 static void sock_connect_next(struct reactor *r, struct sock *s, int err);
 
 static void stat_add(_Atomic uint64_t *counter, uint64_t n)
@@ -241,6 +256,9 @@ static void cmd_drop(struct cmd *c)
         listen_answer(q);
     } else {
         free(c->ptr);
+        free(c->to);
+        if (c->type == C_UDP_ADD)
+            close(c->port); /* the fd it carried */
     }
 }
 
@@ -464,6 +482,7 @@ static void sock_free(struct reactor *r, struct sock *s, int type, const char *r
         while (w) {
             struct wnode *next = w->next;
             free(w->data);
+            free(w->to);
             free(w);
             w = next;
         }
@@ -478,7 +497,7 @@ static void sock_free(struct reactor *r, struct sock *s, int type, const char *r
     }
     s->live = 0;
     s->owner = 0;
-    s->reading = s->dirty = s->silent = s->nodelay = s->eof = s->listener = 0;
+    s->reading = s->dirty = s->silent = s->nodelay = s->eof = s->listener = s->udp = 0;
     s->pending = 0;
     s->warn_at = r->high_water;
     s->rsize = READ_START;
@@ -531,6 +550,8 @@ static void sock_consume(struct sock *s, struct wqueue **from, int count, size_t
  * a write error closed (and freed) the socket. */
 static int sock_write(struct reactor *r, struct sock *s)
 {
+    if (s->udp)
+        return udp_write(r, s);
     struct iovec iov[WRITE_IOVS];
     struct wqueue *from[WRITE_IOVS];
     while (s->pending > 0) {
@@ -802,6 +823,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct sock *s = arg;
     struct reactor *r = s->r;
+    if (s->udp) {
+        udp_read(r, s);
+        return;
+    }
     char *buf = malloc(s->rsize);
     if (!buf)
         return; /* level-triggered: tried again on the next loop */
@@ -1013,12 +1038,13 @@ static void cmd_send(struct reactor *r, struct sock *s, struct cmd *c)
 {
     int st = s ? sock_state(s) : S_FREE;
     struct wnode *w = NULL;
-    if ((st != S_OPEN && st != S_CONNECTING) || !(w = malloc(sizeof *w))) {
+    if ((st != S_OPEN && st != S_CONNECTING) || (c->to && !s->udp) || !(w = malloc(sizeof *w))) {
         free(c->ptr); /* closed meanwhile (or out of memory) */
+        free(c->to);
         return;
     }
     struct wqueue *q = &s->out[c->type == C_SEND_LOW];
-    *w = (struct wnode){NULL, c->ptr, c->size, 0};
+    *w = (struct wnode){NULL, c->ptr, c->size, 0, c->to};
     if (q->tail)
         q->tail->next = w;
     else
@@ -1098,6 +1124,16 @@ static void cmd_run(struct reactor *r, struct cmd *c)
         if (s && s->listener)
             s->max_conn = c->port;
         break;
+    case C_UDP_ADD:
+        cmd_udp_add(r, c);
+        break;
+    case C_UDP_CONNECT:
+        if (s && s->udp && connect(s->fd, (struct sockaddr *)&((struct udp_to *)c->ptr)->ss,
+                                   ((struct udp_to *)c->ptr)->len) < 0)
+            log_write(0, LOG_ERROR, "socket: udp connect of %d failed: %s", s->id,
+                      strerror(errno));
+        free(c->ptr);
+        break;
     case C_CLOSE_OWNER:
         /* Backwards: freeing entry i moves the last (already seen) entry into i. */
         for (int i = r->nlive - 1; i >= 0; i--) {
@@ -1145,7 +1181,7 @@ static void reactor_teardown(struct reactor *r)
     r->q.count = 0;
     pthread_mutex_unlock(&r->lock);
     for (int i = 0; i < t.count; i++) {
-        if (t.items[i].type == C_CONNECT) /* its id is CONNECTING but not live */
+        if (t.items[i].type == C_CONNECT || t.items[i].type == C_UDP_ADD) /* not live yet */
             atomic_store(&r->slots[t.items[i].id].state, S_FREE);
         cmd_drop(&t.items[i]);
     }
@@ -1168,6 +1204,123 @@ static void *reactor_main(void *arg)
     event_base_dispatch(r->base);
     reactor_teardown(r);
     return NULL;
+}
+
+/* ---- UDP ---- */
+
+/* The opaque address a datagram's sender is given as (and sendto takes back): one byte 4 or 6,
+ * the port (2 bytes, big-endian), then the 4 or 16 address bytes. */
+static size_t udp_pack(const struct sockaddr_storage *ss, char *out)
+{
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        out[0] = 6;
+        memcpy(out + 1, &a->sin6_port, 2);
+        memcpy(out + 3, &a->sin6_addr, 16);
+        return 19;
+    }
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    out[0] = 4;
+    memcpy(out + 1, &a->sin_port, 2);
+    memcpy(out + 3, &a->sin_addr, 4);
+    return 7;
+}
+
+int reactor_udp_unpack(const char *from, size_t len, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    memset(ss, 0, sizeof *ss);
+    if (len == 7 && from[0] == 4) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        memcpy(&a->sin_port, from + 1, 2);
+        memcpy(&a->sin_addr, from + 3, 4);
+        *sl = sizeof *a;
+        return 0;
+    }
+    if (len == 19 && from[0] == 6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        memcpy(&a->sin6_port, from + 1, 2);
+        memcpy(&a->sin6_addr, from + 3, 16);
+        *sl = sizeof *a;
+        return 0;
+    }
+    return -1;
+}
+
+/* One datagram per readiness; the event's buffer holds the payload, then the sender. */
+static void udp_read(struct reactor *r, struct sock *s)
+{
+    static _Thread_local char buf[UDP_MAX];
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    ssize_t n = recvfrom(s->fd, buf, sizeof buf, 0, (struct sockaddr *)&ss, &sl);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNREFUSED)
+            log_write(0, LOG_ERROR, "socket: udp %d recv: %s", s->id, strerror(errno));
+        return; /* ICMP errors (refused) are not the socket's end */
+    }
+    char from[19];
+    size_t alen = udp_pack(&ss, from);
+    char *data = malloc((size_t)n + alen);
+    if (!data)
+        return;
+    memcpy(data, buf, (size_t)n);
+    memcpy(data + n, from, alen);
+    stat_add(&r->reads, 1);
+    stat_add(&r->bytes_in, (uint64_t)n);
+    emit(r, s->owner, REACTOR_UDP, s->id, (int)alen, data, (int)n, NULL);
+}
+
+/* Each queued datagram goes out whole, in order (normal queue first); one the kernel refuses
+ * for good (too big, unreachable) is dropped and logged. Returns 0. */
+static int udp_write(struct reactor *r, struct sock *s)
+{
+    for (int q = 0; q < 2; q++) {
+        struct wnode *w;
+        while ((w = s->out[q].head)) {
+            ssize_t k = w->to ? sendto(s->fd, w->data, w->size, MSG_NOSIGNAL,
+                                       (struct sockaddr *)&w->to->ss, w->to->len)
+                              : send(s->fd, w->data, w->size, MSG_NOSIGNAL);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return 0;
+            stat_add(&r->writes, 1);
+            if (k < 0)
+                log_write(0, LOG_WARN, "socket: udp %d: datagram of %zu bytes dropped: %s",
+                          s->id, w->size, strerror(errno));
+            else
+                stat_add(&r->bytes_out, (uint64_t)k);
+            s->out[q].head = w->next;
+            if (!w->next)
+                s->out[q].tail = NULL;
+            s->pending -= w->size;
+            free(w->data);
+            free(w->to);
+            free(w);
+        }
+    }
+    return 0;
+}
+
+static void cmd_udp_add(struct reactor *r, struct cmd *c)
+{
+    struct sock *s = &r->slots[c->id];
+    s->udp = 1;
+    if (sock_attach(r, s, c->port, 0) < 0) {
+        s->udp = 0;
+        atomic_store(&s->state, S_FREE);
+        pthread_mutex_lock(&r->lock);
+        id_put_locked(r, s->id);
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    sock_set_live(r, s, c->owner);
+    atomic_store(&s->state, S_OPEN);
+    s->reading = 1;
+    ev_set(s->ev_read, &s->read_on, 1);
 }
 
 /* ---- public interface ---- */
@@ -1424,4 +1577,94 @@ void reactor_get_stats(struct reactor *r, struct reactor_stats *out)
     out->bytes_out = atomic_load(&r->bytes_out);
     out->writes = atomic_load(&r->writes);
     out->reads = atomic_load(&r->reads);
+}
+
+/* host:port -> address for UDP: numeric, or looked up on the caller's thread (as listen). */
+static int udp_resolve(const char *host, int port, struct udp_to *to, char *err, size_t errlen)
+{
+    if (port < 0 || port > 65535) {
+        copy_text(err, errlen, "Invalid port");
+        return -1;
+    }
+    if (addr_parse(host, port, &to->ss, &to->len) == 0)
+        return 0;
+    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *ai;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    int rc = getaddrinfo(host, service, &hints, &ai);
+    if (rc != 0) {
+        copy_text(err, errlen, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(&to->ss, ai->ai_addr, ai->ai_addrlen);
+    to->len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int reactor_udp(struct reactor *r, uint32_t owner, const char *host, int port, int dial,
+                char *err, size_t errlen)
+{
+    struct udp_to a;
+    int bound = !dial && ((host && host[0]) || port != 0);
+    if ((dial || bound) && udp_resolve(host, port, &a, err, errlen) < 0)
+        return -1;
+    int family = dial || bound ? a.ss.ss_family : AF_INET;
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || (bound && bind(fd, (struct sockaddr *)&a.ss, a.len) < 0) ||
+        (dial && connect(fd, (struct sockaddr *)&a.ss, a.len) < 0)) {
+        copy_text(err, errlen, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    pthread_mutex_lock(&r->lock);
+    int id = r->run == R_STOPPED ? -1 : id_take_locked(r, S_CONNECTING);
+    struct cmd c = {.type = C_UDP_ADD, .id = id, .port = fd, .owner = owner};
+    if (id >= 0 && queue_locked(r, &c) < 0) {
+        id_put_locked(r, id);
+        id = -1;
+    }
+    int wakeup = id >= 0 && r->q.count == 1;
+    pthread_mutex_unlock(&r->lock);
+    if (id < 0) {
+        copy_text(err, errlen, "socket table full");
+        close(fd);
+    } else if (wakeup) {
+        wake(r);
+    }
+    return id;
+}
+
+int reactor_udp_connect(struct reactor *r, int id, const char *host, int port, char *err,
+                        size_t errlen)
+{
+    struct udp_to *to = malloc(sizeof *to);
+    if (!to || id < 0 || id >= r->max || udp_resolve(host, port, to, err, errlen) < 0) {
+        if (to && (id < 0 || id >= r->max))
+            copy_text(err, errlen, "invalid socket");
+        free(to);
+        return -1;
+    }
+    struct cmd c = {.type = C_UDP_CONNECT, .id = id, .ptr = to};
+    if (cmd_push(r, &c) < 0) {
+        copy_text(err, errlen, "reactor not running");
+        return -1;
+    }
+    return 0;
+}
+
+int reactor_sendto(struct reactor *r, int id, const char *from, size_t fromlen, void *data,
+                   size_t size)
+{
+    int st = id >= 0 && id < r->max ? atomic_load(&r->slots[id].state) : S_FREE;
+    struct udp_to *to = malloc(sizeof *to);
+    if ((st != S_OPEN && st != S_CONNECTING) || !to ||
+        reactor_udp_unpack(from, fromlen, &to->ss, &to->len) < 0 || (!data && size > 0)) {
+        free(to);
+        free(data);
+        return -1;
+    }
+    struct cmd c = {.type = C_SEND, .id = id, .size = size, .ptr = data, .to = to};
+    return cmd_push(r, &c);
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* Event types (Skynet's socket message sub-types). */
 enum reactor_event_type {
@@ -19,7 +20,8 @@ enum reactor_event_type {
                           * but the socket stays open for writing until its owner closes it */
     REACTOR_ACCEPT = 4,  /* listener accepted: ud = new socket id, text = "ip:port" of peer */
     REACTOR_ERROR = 5,   /* connect/IO failed: text = reason ("Connection refused"); socket is gone */
-    REACTOR_UDP = 6,     /* reserved */
+    REACTOR_UDP = 6,     /* a datagram: data/size = payload, followed in the same buffer by ud
+                          * bytes of the sender's opaque address (see reactor_udp_unpack) */
     REACTOR_WARNING = 7, /* send queue above high-water: ud = pending KiB; ud = 0 when drained */
 };
 
@@ -87,6 +89,21 @@ int reactor_nodelay(struct reactor *r, int id);
 int reactor_accept_limit(struct reactor *r, int id, int max);
 /* Close every socket owned by a retired service (no events are delivered for them). */
 void reactor_close_owner(struct reactor *r, uint32_t owner);
+
+/* UDP. reactor_udp makes a datagram socket that reads at once (no OPEN event): bound to
+ * host:port (both unset: unbound IPv4), or with `dial` connected to it. Names are looked up on
+ * the caller's thread. Returns the id, or -1 with the reason in err. write (reactor_send) goes
+ * to the connected peer; reactor_sendto to an opaque address as REACTOR_UDP gives it (one byte
+ * 4|6, 2 bytes port big-endian, 4|16 address bytes). Each datagram goes out whole. */
+int reactor_udp(struct reactor *r, uint32_t owner, const char *host, int port, int dial,
+                char *err, size_t errlen);
+int reactor_udp_connect(struct reactor *r, int id, const char *host, int port, char *err,
+                        size_t errlen);
+/* Takes data (freed on error too); returns 0, or -1 (bad id or address). */
+int reactor_sendto(struct reactor *r, int id, const char *from, size_t fromlen, void *data,
+                   size_t size);
+/* Opaque address -> sockaddr; 0 or -1 if it is not one. */
+int reactor_udp_unpack(const char *from, size_t len, struct sockaddr_storage *ss, socklen_t *sl);
 
 struct reactor_stats {
     int sockets;          /* open sockets */

@@ -3,7 +3,8 @@
 -- handed to (`forward`: PTYPE_CLIENT, session = fd) or to the watchdog (`accept`: lua "socket",
 -- "data", fd, frame). Tells the watchdog about opens, closes, errors and send-queue warnings.
 -- Connections beyond `maxclient` are closed at once and logged.
---   watchdog -> gate (lua): open(conf) -> port, close(), forward(fd[, client, agent]),
+--   watchdog -> gate (lua): open(conf) -> address, port (as Skynet's gate; port 0 = ephemeral,
+--                           the real port is answered), close(), forward(fd[, client, agent]),
 --                           accept(fd), kick(fd), handoff(fd), release(fd), info()
 --   gate -> watchdog (lua send): "socket", "open"|"close"|"error"|"warning"|"data", fd, ...
 local skynet = require "skynet"
@@ -165,7 +166,7 @@ function CMD.open(source, conf)
 	listen_id = id
 	driver.start(id)
 	skynet.error(string.format("gate: listen on %s:%d (maxclient %d)", address, port, maxclient))
-	return port
+	return address, port
 end
 
 function CMD.close()

@@ -12,7 +12,7 @@ local socket = {}
 local pool = {} -- id -> state
 local BUFFER_PAUSE = 4 * 1024 * 1024 -- pause reading when this much sits unread and nobody reads
 
-local DATA, OPEN, CLOSE, ACCEPT, ERROR, WARNING = 1, 2, 3, 4, 5, 7
+local DATA, OPEN, CLOSE, ACCEPT, ERROR, UDP, WARNING = 1, 2, 3, 4, 5, 6, 7
 
 local function new_state(id, accept)
 	local s = {
@@ -148,6 +148,19 @@ handler[ERROR] = function(id, _, text)
 	end
 end
 
+-- A datagram: the socket's callback gets (payload, from) in this message's coroutine.
+handler[UDP] = function(id, size, data, from)
+	local s = pool[id]
+	if not s or not s.callback then
+		skynet.error("socket: drop udp package from " .. id)
+		skynet.trash(data, size)
+		return
+	end
+	local str = skynet.tostring(data, size)
+	skynet.trash(data, size)
+	s.callback(str, from)
+end
+
 handler[WARNING] = function(id, kbytes)
 	local s = pool[id]
 	if s and s.on_warning then
@@ -166,6 +179,8 @@ skynet.register_protocol {
 		if f then
 			if t == DATA then
 				f(id, size, data)
+			elseif t == UDP then
+				f(id, ud, data, size) -- size, data, from
 			else
 				f(id, ud, data)
 			end
@@ -431,5 +446,53 @@ function socket.address(id)
 end
 
 socket.header = driver.header
+
+---------------------------------------------------------------------------------------------------
+-- UDP: an id in the pool whose datagrams go to callback(data, from). `from` is an opaque address
+-- (socket.udp_address turns it into ip, port; socket.sendto sends to it).
+
+local function udp_object(id, callback)
+	assert(not pool[id], "socket is not closed")
+	local s = new_state(id)
+	s.connected = true
+	s.udp = true
+	s.callback = callback
+end
+
+-- udp(callback [, host, port]): bound to host:port when given, else an unbound IPv4 socket
+function socket.udp(callback, host, port)
+	local id = driver.udp(host, port)
+	udp_object(id, callback)
+	return id
+end
+
+-- udp_connect(id, host, port [, callback]): write(id, data) then goes to host:port
+function socket.udp_connect(id, host, port, callback)
+	local s = pool[id]
+	if s then
+		assert(s.udp, "not a udp socket")
+		if callback then
+			s.callback = callback
+		end
+	else
+		udp_object(id, callback)
+	end
+	driver.udp_connect(id, host, port)
+end
+
+function socket.udp_listen(host, port, callback)
+	local id = driver.udp_listen(host, port)
+	udp_object(id, callback)
+	return id
+end
+
+function socket.udp_dial(host, port, callback)
+	local id = driver.udp_dial(host, port)
+	udp_object(id, callback)
+	return id
+end
+
+socket.sendto = driver.udp_send -- (id, from, data) -> boolean
+socket.udp_address = driver.udp_address -- (from) -> ip, port
 
 return socket

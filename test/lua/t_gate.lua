@@ -28,7 +28,10 @@ local function open_gate(maxclient)
 	local gate = skynet.newservice("gate")
 	events = {}
 	current_gate = gate
-	local port = skynet.call(gate, "lua", "open", { address = "127.0.0.1", port = 0, maxclient = maxclient })
+	local address, port = skynet.call(gate, "lua", "open",
+		{ address = "127.0.0.1", port = 0, maxclient = maxclient })
+	T.eq(address, "127.0.0.1", "open answers address and port, as Skynet's gate")
+	T.ok(port > 0, "the real port for port 0")
 	return gate, port
 end
 

@@ -442,6 +442,50 @@ START_TEST(test_accept_limit_counts_live_sockets_only)
 }
 END_TEST
 
+START_TEST(test_udp_datagram_in_and_answer_out)
+{
+    start_reactor(0, 0);
+    char err[128] = "";
+    int raw = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(bind(raw, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(raw, (struct sockaddr *)&a, &len), 0);
+    /* a socket connected to the raw one: what it reads comes from there */
+    int id = reactor_udp(R, OWNER_A, "127.0.0.1", ntohs(a.sin_port), 1, err, sizeof err);
+    ck_assert_msg(id >= 0, "udp: %s", err);
+    ck_assert_int_eq(reactor_send(R, id, dup_bytes("ping", 4), 4), 0);
+    char buf[64];
+    struct sockaddr_in from;
+    socklen_t flen = sizeof from;
+    ck_assert_int_eq(recvfrom(raw, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen), 4);
+    ck_assert_int_eq(sendto(raw, "pong!", 5, 0, (struct sockaddr *)&from, flen), 5);
+    struct tev *t = expect_event(REACTOR_UDP, id);
+    ck_assert_uint_eq(t->owner, OWNER_A);
+    ck_assert_int_eq(t->ev->size, 5);
+    ck_assert_mem_eq(t->ev->data, "pong!", 5);
+    ck_assert_int_eq(t->ev->ud, 7); /* IPv4 sender: 1 + 2 + 4 bytes */
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    ck_assert_int_eq(reactor_udp_unpack(t->ev->data + 5, 7, &ss, &sl), 0);
+    ck_assert_int_eq(((struct sockaddr_in *)&ss)->sin_port, a.sin_port);
+    /* sendto that opaque address */
+    ck_assert_int_eq(reactor_sendto(R, id, t->ev->data + 5, 7, dup_bytes("again", 5), 5), 0);
+    ck_assert_int_eq(recv(raw, buf, sizeof buf, 0), 5);
+    ck_assert_mem_eq(buf, "again", 5);
+    tev_free(t);
+    ck_assert_int_eq(reactor_sendto(R, id, "bad", 3, dup_bytes("x", 1), 1), -1);
+    ck_assert_int_eq(reactor_udp_unpack("bad", 3, &ss, &sl), -1);
+    ck_assert_int_eq(reactor_udp(R, OWNER_A, "127.0.0.1", ntohs(a.sin_port), 0, err, sizeof err),
+                     -1); /* the port is taken */
+    ck_assert_str_eq(err, "Address already in use");
+    ck_assert_int_eq(reactor_close(R, OWNER_A, id), 0);
+    tev_free(expect_event(REACTOR_CLOSE, id));
+    close(raw);
+    stop_reactor();
+}
+END_TEST
+
 START_TEST(test_listen_on_busy_port_fails_with_address_in_use)
 {
     start_reactor(0, 0);
@@ -1204,6 +1248,7 @@ static Suite *reactor_suite(const char *only)
     ADD(test_send_to_invalid_or_closed_id_returns_minus_one);
     ADD(test_output_past_the_limit_closes_the_socket);
     ADD(test_accept_limit_counts_live_sockets_only);
+    ADD(test_udp_datagram_in_and_answer_out);
     ADD(test_peer_half_close_keeps_the_write_side_until_close);
     ADD(test_half_closed_socket_closes_when_the_peer_is_gone);
     ADD(test_peer_reset_delivers_close_with_reason);
