@@ -102,10 +102,7 @@ end
 handler[CLOSE] = function(id, half)
 	local s = pool[id]
 	if not s then
-		if half == 1 then
-			driver.close(id) -- nobody here reads it: let it go once its output is out
-		end
-		return
+		return -- closed or handed over already (the new owner hears the EOF when it starts it)
 	end
 	s.connected = false
 	s.connecting = false

@@ -948,6 +948,32 @@ START_TEST(test_peer_half_close_keeps_the_write_side_until_close)
 }
 END_TEST
 
+START_TEST(test_half_closed_socket_handed_over_tells_the_new_owner)
+{
+    start_reactor(0, 0);
+    int port, lid = reactor_listener(OWNER_A, &port);
+    int peer, id = accept_raw(lid, port, OWNER_A, &peer);
+    shutdown(peer, SHUT_WR);
+    tev_free(expect_event(REACTOR_CLOSE, id));
+    ck_assert_int_eq(reactor_resume(R, OWNER_B, id), 0); /* abandon + start elsewhere */
+    struct tev *t = expect_event(REACTOR_OPEN, id);
+    ck_assert_uint_eq(t->owner, OWNER_B);
+    tev_free(t);
+    t = expect_event(REACTOR_CLOSE, id);
+    ck_assert_uint_eq(t->owner, OWNER_B);
+    ck_assert_int_eq(t->ev->ud, 1);
+    tev_free(t);
+    ck_assert_int_eq(reactor_send(R, id, dup_bytes("bye", 3), 3), 0);
+    ck_assert_int_eq(reactor_close(R, OWNER_B, id), 0);
+    char buf[8];
+    read_all(peer, buf, 3);
+    ck_assert_mem_eq(buf, "bye", 3);
+    tev_free(expect_event(REACTOR_CLOSE, id));
+    close(peer);
+    stop_reactor();
+}
+END_TEST
+
 START_TEST(test_half_closed_socket_closes_when_the_peer_is_gone)
 {
     start_reactor(0, 0);
@@ -1251,6 +1277,7 @@ static Suite *reactor_suite(const char *only)
     ADD(test_udp_datagram_in_and_answer_out);
     ADD(test_peer_half_close_keeps_the_write_side_until_close);
     ADD(test_half_closed_socket_closes_when_the_peer_is_gone);
+    ADD(test_half_closed_socket_handed_over_tells_the_new_owner);
     ADD(test_peer_reset_delivers_close_with_reason);
     ADD(test_connect_to_closed_port_reports_connection_refused);
     ADD(test_connect_by_name_localhost_opens);
