@@ -68,12 +68,30 @@ event[DATA] = function(fd, _, data, size)
 	deliver_frames(c)
 end
 
+-- Refusals are logged without flooding: the first at once, the rest as one count a second later.
+local refused, refusing = 0, false
+local function refuse(fd, address)
+	driver.close(fd)
+	if refusing then
+		refused = refused + 1
+		return
+	end
+	refusing = true
+	skynet.error(string.format("gate: maxclient %d reached, closing connection %d from %s",
+		maxclient, fd, address))
+	skynet.timeout(100, function()
+		refusing = false
+		if refused > 0 then
+			skynet.error(string.format("gate: maxclient %d reached, closed %d more connection(s) in 1 s",
+				maxclient, refused))
+			refused = 0
+		end
+	end)
+end
+
 event[ACCEPT] = function(_, fd, address)
 	if client_count >= maxclient then
-		skynet.error(string.format("gate: maxclient %d reached, closing connection %d from %s",
-			maxclient, fd, address))
-		driver.close(fd)
-		return
+		return refuse(fd, address)
 	end
 	if nodelay then
 		driver.nodelay(fd)
