@@ -222,7 +222,7 @@ function CMD.listen(addr, port, maxclient)
 		addr, port = address:match "^(.+):(%d+)$"
 		port = tonumber(port)
 	end
-	local bound = skynet.call(gate, "lua", "open", {
+	local _, bound = skynet.call(gate, "lua", "open", {
 		address = addr,
 		port = port,
 		maxclient = maxclient or maxclient_default,
