@@ -21,7 +21,7 @@ end
 local MAX_ASSEMBLIES = number_env("cluster.max_assemblies", 64)
 local ASSEMBLY_TIMEOUT = number_env("cluster.assembly_timeout", 30000)
 local MAX_PENDING = number_env("cluster.max_pending", 10000)
-local EXPOSE = skynet.getenv "cluster.expose" or "registered"
+local EXPOSE = skynet.getenv "cluster.expose" or "services"
 local AUTH1, AUTH2 = "__skyjet_auth1", "__skyjet_auth2"
 local AUTH_DEADLINE = 10000 -- ms an unauthenticated link may stay open
 
@@ -125,8 +125,12 @@ local function resolve_name(addr)
 	return nil, "Invalid name"
 end
 
--- Where a request may go under the exposure policy: registered (default: @names, and handles
--- of services that are not node-internal), names (@names only) or all (Skynet: anything).
+-- Where a request may go under the exposure policy ([cluster] expose):
+--   services (default, Skynet's usage): @names, .names and handles of every service that is not
+--     node-internal (launcher, clusterd, gates, agents, senders, console, metrics... mark
+--     themselves with core.internal());
+--   registered: @names, and handles of non-internal services (those registered services hand out);
+--   names: @names only;  all: anything, internal services included (Skynet's behaviour).
 local function resolve(addr)
 	if type(addr) == "string" and addr:sub(1, 1) == "@" then
 		return resolve_name(addr)
@@ -135,26 +139,31 @@ local function resolve(addr)
 	if type(addr) == "string" then
 		local first = addr:sub(1, 1)
 		if first == "." then
-			if EXPOSE ~= "all" then
-				return nil, "not exposed: " .. addr .. " is a node-local name ([cluster] expose)"
+			if EXPOSE == "all" then
+				return addr
+			elseif EXPOSE ~= "services" then
+				return nil, string.format("not exposed: %s is a node-local name ([cluster] expose = %s)",
+					addr, EXPOSE)
 			end
-			return addr
-		elseif first ~= ":" then
+			handle = skynet.localname(addr)
+			if not handle then
+				return nil, "Invalid name " .. addr
+			end
+		elseif first == ":" then
+			handle = tonumber(addr:sub(2), 16)
+			if not handle then
+				return nil, "Invalid name " .. addr
+			end
+		else
 			return nil, "Invalid name " .. addr .. " (skyjet has no global names)"
-		end
-		handle = tonumber(addr:sub(2), 16)
-		if not handle then
-			return nil, "Invalid name " .. addr
 		end
 	end
 	if EXPOSE == "all" then
 		return handle
-	end
-	if EXPOSE == "names" then
+	elseif EXPOSE == "names" then
 		return nil, string.format("not exposed: %s (only @names with [cluster] expose = names)",
 			tostring(addr))
-	end
-	if core.isinternal(handle) then
+	elseif core.isinternal(handle) then
 		return nil, string.format("not exposed: %s is node-internal", tostring(addr))
 	end
 	return handle

@@ -209,20 +209,37 @@ def test_plain_peers_may_skip_authentication(ctx):
     check(a.eval1('return cluster.call("n2", "@probe", "echo", "plain")') == "plain", "allowed")
 
 
-def test_default_exposure_hides_internal_services_and_local_names(ctx):
+def test_default_exposure_serves_skynet_usage_and_hides_internal_services(ctx):
+    # a fresh config: Skynet's documented usage works (.name, proxy of .name, handles, @names)
     a, b, handle = pair(ctx)
-    launcher = b.eval1('return skynet.localname(".launcher")')
-    clusterd = b.eval1('return skynet.localname(".clusterd")')
-    for target in (launcher, clusterd):
-        err = a.eval1(f'return select(2, pcall(cluster.call, "n2", {target}, "LIST"))')
-        check("call failed" in err and "not exposed" in err, err)
-    err = a.eval1('return select(2, pcall(cluster.call, "n2", ".launcher", "LIST"))')
-    check("not exposed" in err, err)
-    err = a.eval1('return select(2, pcall(cluster.call, "n2", ".probe", "echo", 1))')
-    check("not exposed" in err, err)
-    # registered names and handles of ordinary services are callable
+    check(a.eval1('return cluster.call("n2", ".probe", "echo", "dot")') == "dot", ".name")
+    r = a.eval('local p = cluster.proxy("n2", ".probe") return skynet.call(p, "lua", "echo", "px"), '
+               'skynet.call(cluster.proxy("n2.probe"), "lua", "echo", "py")')
+    check(r == ["px", "py"], r)
     check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "@name")
     check(a.eval1(f'return cluster.call("n2", {handle}, "echo", 2)') == 2, "handle of a user service")
+    check(a.eval1(f'return cluster.call("n2", ":{handle:08x}", "echo", 3)') == 3, ":hex")
+    # node-internal services stay out of reach by name and by handle
+    launcher = b.eval1('return skynet.localname(".launcher")')
+    clusterd = b.eval1('return skynet.localname(".clusterd")')
+    for target in (launcher, clusterd, '".launcher"', '".clusterd"', '".service"'):
+        err = a.eval1(f'return select(2, pcall(cluster.call, "n2", {target}, "LIST"))')
+        check("call failed" in err and "not exposed" in err and "node-internal" in err, err)
+    err = a.eval1('return select(2, pcall(skynet.call, cluster.proxy("n2", ".launcher"), "lua", "LIST"))')
+    check("not exposed" in err, err)
+    err = a.eval1('return select(2, pcall(cluster.call, "n2", ".nosuch", "echo", 1))')
+    check("call failed" in err and "Invalid name .nosuch" in err, err)
+
+
+def test_expose_registered_hides_local_names(ctx):
+    a, b, handle = pair(ctx, callee="expose = registered")
+    err = a.eval1('return select(2, pcall(cluster.call, "n2", ".probe", "echo", 1))')
+    check("not exposed" in err and "node-local name" in err, err)
+    check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "@name")
+    check(a.eval1(f'return cluster.call("n2", {handle}, "echo", 2)') == 2, "handle of a user service")
+    launcher = b.eval1('return skynet.localname(".launcher")')
+    err = a.eval1(f'return select(2, pcall(cluster.call, "n2", {launcher}, "LIST"))')
+    check("not exposed" in err, err)
 
 
 def test_expose_names_allows_only_registered_names(ctx):
