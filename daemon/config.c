@@ -75,7 +75,13 @@ static const struct key_def keys[] = {
     {"cluster", "max_assemblies", K_INT, "64", NULL, 1, 100000,
      "multi-part requests being assembled at once per inbound link"},
     {"cluster", "assembly_timeout", K_INT, "30000", NULL, 100, 3600000,
-     "ms an unfinished multi-part request may wait for its next part"},
+     "ms an unfinished multi-part request may take from its header to its last part"},
+    {"cluster", "max_assembly_bytes", K_SIZE, "128M", NULL, 1024, 1L << 40,
+     "bytes unfinished multi-part requests may hold per inbound link"},
+    {"cluster", "max_assembly_total", K_SIZE, "512M", NULL, 1024, 1L << 40,
+     "bytes unfinished multi-part requests may hold on the whole node"},
+    {"cluster", "first_frame_timeout", K_INT, "3000", NULL, 10, 3600000,
+     "ms an inbound cluster connection may take to send its first frame"},
     {"cluster", "max_pending", K_INT, "10000", NULL, 1, 10000000,
      "requests in flight per inbound link"},
     {"cluster", "maxclient", K_INT, "1024", NULL, 1, 1000000,
@@ -306,6 +312,7 @@ int config_load(const char *path, const char *root, struct node_config *out, cha
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key_def *k = &keys[i];
         const char *v = ctx.values[i] ? ctx.values[i] : k->def;
+        long n = 0;
         char *resolved = NULL;
         if (k->kind == K_PATH && v)
             resolved = resolve(dir, v, strlen(v));
@@ -315,10 +322,12 @@ int config_load(const char *path, const char *root, struct node_config *out, cha
                                      : strcmp(k->key, "lib_path") == 0   ? builtin_lib
                                                                          : NULL);
         const char *final = resolved ? resolved : v;
+        char bytes[32]; /* sizes are published in bytes: no second size parser in Lua */
+        if (k->kind == K_SIZE && v && parse_size(v, &n) == 0)
+            snprintf(bytes, sizeof bytes, "%ld", n), final = bytes;
         if (final)
             publish(k, final);
         char **slot = NULL;
-        long n = 0;
         if (strcmp(k->key, "name") == 0)
             slot = &out->name;
         else if (strcmp(k->key, "start") == 0)

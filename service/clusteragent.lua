@@ -1,33 +1,35 @@
 -- clusteragent: the receiving side of one inbound cluster connection. Takes the socket over
--- from the gate, splits the byte stream into frames, reassembles multi-part requests, resolves
--- "@name" through clusterd (cached; concurrent look-ups of one name share one query), calls or
--- sends to the local service and writes the reply (split when large). Every request gets an
+-- from clusterd once its first frame has arrived, splits the byte stream into frames,
+-- reassembles multi-part requests, resolves "@name" through clusterd (cached; concurrent
+-- look-ups of one name share one query), calls or sends to the local service and writes the
+-- reply (split when large). Every request gets an
 -- answer: callee errors, unknown names and undecodable payloads come back as error replies.
--- Hardening (skyjet): malformed frames close the link; caps on assemblies in progress, their
--- age and requests in flight; an exposure policy (internal services are never callable); and,
+-- Hardening (skyjet): malformed frames and parts without a header close the link; caps on
+-- assemblies in progress, their age, the bytes they hold (per link and node-wide) and requests
+-- in flight; an exposure policy (internal services are never callable); and,
 -- with [cluster] secret_file, nothing is served before the peer has authenticated.
 local skynet = require "skynet"
 local driver = require "skynet.socketdriver"
 local cluster = require "skynet.cluster.core"
 local core = require "skynet.core"
 local crypto = require "skynet.crypto"
+local settings = require "skynet.cluster.settings"
 
-local clusterd, gate, fd, peer = ...
-clusterd, gate, fd = tonumber(clusterd), tonumber(gate), tonumber(fd)
+local clusterd, fd, serial, peer = ...
+clusterd, fd, serial = tonumber(clusterd), tonumber(fd), tonumber(serial)
 
-local function number_env(key, default)
-	return tonumber(skynet.getenv(key)) or default
-end
-local MAX_ASSEMBLIES = number_env("cluster.max_assemblies", 64)
-local ASSEMBLY_TIMEOUT = number_env("cluster.assembly_timeout", 30000)
-local MAX_PENDING = number_env("cluster.max_pending", 10000)
-local EXPOSE = skynet.getenv "cluster.expose" or "services"
+local MAX_ASSEMBLIES = settings.max_assemblies
+local ASSEMBLY_TIMEOUT = settings.assembly_timeout
+local MAX_ASSEMBLY_BYTES = settings.max_assembly_bytes
+local MAX_PENDING = settings.max_pending
+local EXPOSE = settings.expose
 local AUTH1, AUTH2 = "__skyjet_auth1", "__skyjet_auth2"
 local AUTH_DEADLINE = 10000 -- ms an unauthenticated link may stay open
 
 local buffer = driver.buffer()
 local large = {} -- session -> { addr, is_push, size, received, tag, parts, started }
 local nlarge = 0
+local held = 0 -- bytes the unfinished assemblies hold (also reserved node-wide in cluster.core)
 local tracetag -- applies to the next request only
 local name_cache = {} -- "@name" -> handle
 local name_waiting = {} -- "@name" -> coroutines waiting for a query in flight
@@ -40,7 +42,8 @@ local auth -- handshake state: { nonce_s, client } after AUTH1
 local finish_drain, shutdown, process_frames
 local CMD = {}
 
-local DATA, CLOSE, ERROR = 1, 3, 5
+local EV = require("skynet.cluster.wire").event
+local DATA, OPEN, CLOSE, ERROR = EV.DATA, EV.OPEN, EV.CLOSE, EV.ERROR
 
 local function log(fmt, ...)
 	skynet.error(string.format("cluster agent %s: " .. fmt, peer, ...))
@@ -63,28 +66,31 @@ local function reply_error(session, text)
 	write(cluster.packresponse(session, false, text))
 end
 
--- The link goes: stop reading, tell the gate and clusterd, exit.
-function shutdown(reason)
+-- The link goes: stop reading, free the slot in clusterd at once, exit. Normal ends (the peer
+-- closed, the node stops) are logged at debug level; anything else at warn, with the peer.
+function shutdown(reason, abnormal)
 	if closed then
 		return
 	end
 	closed = true
+	skynet.send(clusterd, "lua", "closed", fd, serial)
 	buffer:clear()
 	large = {}
+	cluster.assembly_release(held)
+	held = 0
 	if holding then
 		holding = false
 		core.hold(-1)
 	end
-	log("connection closed (%s)", reason)
-	skynet.send(gate, "lua", "release", fd)
-	skynet.call(clusterd, "lua", "agent_exit", skynet.self())
+	skynet.log(abnormal and "warn" or "debug", string.format("cluster agent %s: connection closed (%s)",
+		peer, reason))
 	skynet.exit()
 end
 
-local function close_link(reason)
+local function close_link(reason, abnormal)
 	if not closed then
 		driver.close(fd)
-		shutdown(reason)
+		shutdown(reason, abnormal)
 	end
 end
 
@@ -251,48 +257,59 @@ local function accept_request(addr, session, msg, sz, tag)
 end
 
 local function drop_assembly(session)
-	if large[session] then
+	local req = large[session]
+	if req then
 		large[session] = nil
 		nlarge = nlarge - 1
+		held = held - req.received
+		cluster.assembly_release(req.received)
 	end
+end
+
+-- Keep one part of a multi-part request, within the per-link and node-wide budgets; over either
+-- the link is closed (a peer that floods parts is broken or hostile).
+local function keep_part(req, msg, sz)
+	if held + sz > MAX_ASSEMBLY_BYTES then
+		skynet.trash(msg, sz)
+		log("cap max_assembly_bytes (%d) reached: unfinished multi-part requests hold %d bytes; closing",
+			MAX_ASSEMBLY_BYTES, held)
+		close_link("cap max_assembly_bytes", true)
+		return false
+	end
+	local ok, total = cluster.assembly_reserve(sz)
+	if not ok then
+		skynet.trash(msg, sz)
+		log("cap max_assembly_total (%d) reached: the node holds %d bytes of unfinished multi-part requests; closing",
+			settings.max_assembly_total, total)
+		close_link("cap max_assembly_total", true)
+		return false
+	end
+	held = held + sz
+	req.received = req.received + sz
+	cluster.append(req.parts, msg, sz)
+	return true
 end
 
 local function on_part(session, msg, sz, more)
 	local req = large[session]
 	if not req then
-		if not more then
-			skynet.trash(msg, sz)
-			reply_error(session, "Invalid large req")
-			return
-		end
-		if nlarge >= MAX_ASSEMBLIES then
-			skynet.trash(msg, sz)
-			log("cap max_assemblies (%d) reached; part of request %d dropped", MAX_ASSEMBLIES, session)
-			return
-		end
-		-- a part without its header: keep it so the last part can be answered with an error
-		req = { noheader = true, parts = {}, received = 0, started = skynet.now() }
-		large[session] = req
-		nlarge = nlarge + 1
+		-- a part without its header: a Skynet node never sends one
+		skynet.trash(msg, sz)
+		log("part of request %d without its header; closing the connection", session)
+		close_link("protocol error: part without header", true)
+		return
 	end
-	req.received = req.received + sz
-	if req.size and req.received > req.size then
+	if req.received + sz > req.size then
 		skynet.trash(msg, sz)
 		drop_assembly(session)
 		log("large request %d exceeds its declared %d bytes; dropped", session, req.size)
 		reply_error(session, "Invalid large req")
 		return
 	end
-	cluster.append(req.parts, msg, sz)
-	req.started = skynet.now() -- the age cap counts from the latest part
-	if more then
+	if not keep_part(req, msg, sz) or more then
 		return
 	end
 	drop_assembly(session)
-	if req.noheader then
-		reply_error(session, "Invalid large req")
-		return
-	end
 	local payload, psz = cluster.concat(req.parts)
 	if not payload then
 		log("large request %d: %s", session, tostring(psz))
@@ -334,11 +351,11 @@ local function on_auth_frame(addr, session, msg, sz)
 			return
 		end
 		log("authentication failed (wrong proof from %q); closing", auth.client)
-		close_link("authentication failed")
+		close_link("authentication failed", true)
 		return
 	end
 	log("request before authentication; closing")
-	close_link("not authenticated")
+	close_link("not authenticated", true)
 end
 
 local function on_frame(body)
@@ -346,7 +363,7 @@ local function on_frame(body)
 	if not ok then
 		-- a Skynet node never sends these: the peer is broken or hostile, so drop the link
 		log("invalid packet (%d bytes): %s; closing the connection", #body, tostring(addr))
-		close_link("invalid packet")
+		close_link("invalid packet", true)
 		return
 	end
 	if secret then
@@ -355,7 +372,7 @@ local function on_frame(body)
 				skynet.trash(msg, sz)
 			end
 			log("request before authentication; closing")
-			close_link("not authenticated")
+			close_link("not authenticated", true)
 			return
 		end
 		return on_auth_frame(addr, session, msg, sz)
@@ -430,7 +447,7 @@ local function expire_assemblies()
 		skynet.sleep(100)
 		local now = skynet.now()
 		for session, req in pairs(large) do
-			if (now - req.started) * 10 > ASSEMBLY_TIMEOUT then
+			if (now - req.started) * 10 > ASSEMBLY_TIMEOUT then -- age since its header
 				drop_assembly(session)
 				log("cap assembly_timeout (%d ms): large request %d dropped after %d of %s bytes",
 					ASSEMBLY_TIMEOUT, session, req.received, tostring(req.size))
@@ -442,16 +459,60 @@ local function expire_assemblies()
 	end
 end
 
+-- Taking the socket over from clusterd: driver.start makes us its owner and the reactor confirms
+-- with OPEN, after everything it read for clusterd has reached clusterd; only then do we ask
+-- clusterd for those bytes (takeover), so none is lost or reordered. Events that reach us before
+-- that wait in `early`.
+local opened, taken = false, false
+local early = {} -- DATA events before takeover: { data, size }, ...
+local early_close -- CLOSE/ERROR before takeover: the reason
+
+local function takeover()
+	local data = skynet.call(clusterd, "lua", "takeover", fd, serial, skynet.self())
+	if not data then -- clusterd dropped the connection meanwhile
+		closed = true
+		driver.close(fd)
+		skynet.exit()
+	end
+	buffer:push(data)
+	for _, e in ipairs(early) do
+		buffer:push(e[1], e[2])
+	end
+	early = nil
+	taken = true
+	process_frames()
+	if early_close then
+		shutdown(early_close)
+	end
+end
+
+local function before_takeover(t, data, size)
+	if t == DATA then
+		early[#early + 1] = { data, size }
+	elseif t == OPEN then
+		opened = true
+		skynet.fork(takeover)
+	elseif not opened then -- the socket closed before it was ours: clusterd saw the close
+		closed = true
+		skynet.exit()
+	else
+		early_close = data or "peer closed"
+	end
+end
+
 skynet.register_protocol {
 	name = "socket",
 	id = skynet.PTYPE_SOCKET,
 	unpack = driver.unpack,
-	dispatch = function(_, _, t, id, ud, data, size)
+	dispatch = function(_, _, t, id, _, data, size)
 		if id ~= fd then
 			if t == DATA then
 				skynet.trash(data, size)
 			end
 			return
+		end
+		if not taken then
+			return before_takeover(t, data, size)
 		end
 		if t == DATA then
 			buffer:push(data, size)
@@ -493,14 +554,13 @@ skynet.start(function()
 		end
 	end)
 	secret = skynet.call(clusterd, "lua", "secret_for", peer)
-	skynet.call(gate, "lua", "handoff", fd)
 	driver.start(fd)
 	skynet.fork(expire_assemblies)
 	if secret then
 		skynet.timeout(AUTH_DEADLINE / 10, function()
 			if secret and not closed then
 				log("no authentication within %d ms; closing", AUTH_DEADLINE)
-				close_link("authentication timeout")
+				close_link("authentication timeout", true)
 			end
 		end)
 	end

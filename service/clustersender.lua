@@ -15,6 +15,7 @@ local socket = require "skynet.socket"
 local socketchannel = require "skynet.socketchannel"
 local cluster = require "skynet.cluster.core"
 local crypto = require "skynet.crypto"
+local wire = require "skynet.cluster.wire"
 
 local node, hostname, initial = ...
 local address = initial ~= "false" and initial or false
@@ -26,7 +27,6 @@ local heartbeat = tonumber(skynet.getenv "cluster.heartbeat") or 1000
 local heartbeat_timeout = tonumber(skynet.getenv "cluster.heartbeat_timeout") or 2000
 
 local AUTH1, AUTH2 = "__skyjet_auth1", "__skyjet_auth2"
-local HEARTBEAT_NAME = "__skyjet_heartbeat"
 
 local channel
 local session = 1
@@ -341,7 +341,7 @@ local function heartbeat_loop()
 				end
 			elseif (skynet.now() - last_recv) * 10 >= heartbeat then
 				local t0 = skynet.hpc()
-				local ok, err = pcall(query, ch, HEARTBEAT_NAME)
+				local ok, err = pcall(query, ch, wire.HEARTBEAT_NAME)
 				if ok or (err ~= socketchannel.timeout and err ~= socketchannel.error) then
 					last_rtt_us = (skynet.hpc() - t0) / 1000 -- any answer ("name not found") is life
 				elseif ch == channel then

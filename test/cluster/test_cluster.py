@@ -312,7 +312,8 @@ def test_hostile_frames_close_that_link_and_others_keep_working(ctx):
             data = b""
         s.close()
         check(data == b"", f"no reply to {attack[:12]!r}: {data!r}")
-        b.wait_log(r"cluster agent 127\.0\.0\.1:\d+: (invalid packet|connection closed)", start=mark)
+        if attack is not attacks[-1]:  # a frame cut short never reaches an agent
+            b.wait_log(r"cluster agent 127\.0\.0\.1:\d+: (invalid packet|connection closed)", start=mark)
     before = a.eval1("return G.calls")
     time.sleep(0.3)
     check(a.eval1("return G.calls") > before, "the good link kept serving")

@@ -16,6 +16,10 @@ return G.p
 """
 
 
+# connections the callee's cluster listener counts now
+LIVE = 'local _, l = next(skynet.call(".clusterd", "lua", "listeners")) return l.live'
+
+
 def pair(ctx, caller="", callee="", extra=""):
     p1, p2 = free_port(), free_port()
     cf = ctx.cluster_file({"n1": p1, "n2": p2}, extra)
@@ -332,15 +336,20 @@ def test_cap_max_pending_per_link(ctx):
     b.wait_log(r"cap max_pending \(5\) reached")
 
 
-def test_cap_maxclient_inbound_connections(ctx):
+def test_cap_maxclient_counts_live_links_and_refuses_beyond_them(ctx):
     a, b, _ = pair(ctx, callee="maxclient = 2")
-    socks = [socket.create_connection(("127.0.0.1", a.port2)) for _ in range(2)]
-    time.sleep(0.3)
+    links = []
+    for i in range(2):  # two established links: each sent a frame and got its answer
+        s = socket.create_connection(("127.0.0.1", a.port2))
+        s.sendall(frame(b"\x00" + struct.pack("<II", 0, 1) + b"junk"))
+        check(read_replies(s, 1), "answered")
+        links.append(s)
     extra = socket.create_connection(("127.0.0.1", a.port2))
     extra.settimeout(5)
     check(extra.recv(10) == b"", "the third link is closed at once")
-    b.wait_log(r"gate: maxclient 2 reached")
-    for s in socks + [extra]:
-        s.close()
-    time.sleep(0.3)
-    check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "works once links are gone")
+    extra.close()
+    b.wait_log(r"cluster listener 127\.0\.0\.1:\d+: 1 connection\(s\) refused at maxclient 2")
+    links.pop().close()  # the slot comes back as soon as the socket closes
+    wait_for(lambda: b.eval1(LIVE) == 1, what="the closed link's slot back")
+    check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "a slot came back")
+    links.pop().close()
