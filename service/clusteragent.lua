@@ -12,7 +12,7 @@ local skynet = require "skynet"
 local driver = require "skynet.socketdriver"
 local cluster = require "skynet.cluster.core"
 local core = require "skynet.core"
-local crypto = require "skynet.crypto"
+local auth = require "skynet.cluster.auth"
 local settings = require "skynet.cluster.settings"
 
 local clusterd, fd, serial, peer = ...
@@ -23,8 +23,6 @@ local ASSEMBLY_TIMEOUT = settings.assembly_timeout
 local MAX_ASSEMBLY_BYTES = settings.max_assembly_bytes
 local MAX_PENDING = settings.max_pending
 local EXPOSE = settings.expose
-local AUTH1, AUTH2 = "__skyjet_auth1", "__skyjet_auth2"
-local AUTH_DEADLINE = 10000 -- ms an unauthenticated link may stay open
 
 local buffer = driver.buffer()
 local large = {} -- session -> { addr, is_push, size, received, tag, parts, started }
@@ -37,8 +35,7 @@ local closed = false
 local inflight = 0 -- requests handed to local services and not answered yet
 local draining = false -- the node is stopping: finish in-flight requests, then close
 local holding = false
-local secret -- set when this link must authenticate first
-local auth -- handshake state: { nonce_s, client } after AUTH1
+local handshake -- the server half of authentication while the peer must still authenticate
 local finish_drain, shutdown, process_frames
 local CMD = {}
 
@@ -323,39 +320,29 @@ local function on_part(session, msg, sz, more)
 	end
 end
 
--- Server side of the handshake (see clustersender): answer AUTH1 with our nonce and proof, accept
--- AUTH2 only with the right proof. Anything else first closes the link.
+-- With a secret, the first frames are the handshake (skynet.cluster.auth); anything else, or a
+-- wrong proof, closes the link before a request is served.
 local function on_auth_frame(addr, session, msg, sz)
 	local values = (addr == 0 and msg) and { pcall(skynet.unpack, msg, sz) } or { false }
 	if msg then
 		skynet.trash(msg, sz)
 	end
-	local ok, tag = values[1], values[2]
-	if ok and tag == AUTH1 and not auth then
-		local client, nonce_c = values[3], values[4]
-		if type(client) == "string" and type(nonce_c) == "string" and #nonce_c == 32 then
-			local nonce_s = crypto.randombytes(32)
-			auth = { nonce_s = nonce_s, nonce_c = nonce_c, client = client }
-			local proof = crypto.hmac_sha256(secret, "server|" .. nonce_c .. "|" .. nonce_s .. "|" .. client)
-			write(cluster.packresponse(session, true, skynet.packstring(AUTH1, nonce_s, proof)))
-			return
-		end
-	elseif ok and tag == AUTH2 and auth then
-		local expect = crypto.hmac_sha256(secret,
-			"client|" .. auth.nonce_s .. "|" .. auth.nonce_c .. "|" .. auth.client)
-		if crypto.equal(tostring(values[3]), expect) then
-			log("node %s authenticated", auth.client)
-			secret = nil
-			auth = nil
-			write(cluster.packresponse(session, true, ""))
-			return
-		end
-		log("authentication failed (wrong proof from %q); closing", auth.client)
-		close_link("authentication failed", true)
+	local what, payload, client
+	if values[1] then
+		what, payload, client = handshake:answer(values[2], values[3], values[4])
+	else
+		what, payload = "fail", "request before authentication"
+	end
+	if what == "fail" then
+		log("%s; closing", payload)
+		close_link(payload, true)
 		return
 	end
-	log("request before authentication; closing")
-	close_link("not authenticated", true)
+	write(cluster.packresponse(session, true, payload))
+	if what == "done" then
+		skynet.log("debug", string.format("cluster agent %s: node %s authenticated", peer, client))
+		handshake = nil
+	end
 end
 
 local function on_frame(body)
@@ -366,7 +353,7 @@ local function on_frame(body)
 		close_link("invalid packet", true)
 		return
 	end
-	if secret then
+	if handshake then
 		if session == nil or addr == false or padding then
 			if msg then
 				skynet.trash(msg, sz)
@@ -553,13 +540,16 @@ skynet.start(function()
 			log("Invalid command %s", tostring(cmd))
 		end
 	end)
-	secret = skynet.call(clusterd, "lua", "secret_for", peer)
+	local secret = skynet.call(clusterd, "lua", "secret_for", peer)
+	if secret then
+		handshake = auth.server(secret)
+	end
 	driver.start(fd)
 	skynet.fork(expire_assemblies)
-	if secret then
-		skynet.timeout(AUTH_DEADLINE / 10, function()
-			if secret and not closed then
-				log("no authentication within %d ms; closing", AUTH_DEADLINE)
+	if handshake then
+		skynet.timeout(auth.DEADLINE / 10, function()
+			if handshake and not closed then
+				log("no authentication within %d ms; closing", auth.DEADLINE)
 				close_link("authentication timeout", true)
 			end
 		end)

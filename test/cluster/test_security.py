@@ -20,11 +20,11 @@ return G.p
 LIVE = 'local _, l = next(skynet.call(".clusterd", "lua", "listeners")) return l.live'
 
 
-def pair(ctx, caller="", callee="", extra=""):
+def pair(ctx, caller="", callee="", extra="", callee_node=""):
     p1, p2 = free_port(), free_port()
     cf = ctx.cluster_file({"n1": p1, "n2": p2}, extra)
     a = ctx.ctl_node("n1", cf, cluster=caller)
-    b = ctx.ctl_node("n2", cf, cluster=callee)
+    b = ctx.ctl_node("n2", cf, cluster=callee, node=callee_node)
     handle = b.eval1(SETUP_CALLEE)
     b.eval('cluster.open("n2")')
     a.port2 = p2
@@ -118,7 +118,8 @@ def test_sigstopped_peer_is_declared_down_and_comes_back(ctx):
 
 def test_authenticated_nodes_talk(ctx):
     secret = ctx.write("secret", "correct horse battery staple 42")
-    a, b, _ = pair(ctx, caller=f"secret_file = {secret}", callee=f"secret_file = {secret}")
+    a, b, _ = pair(ctx, caller=f"secret_file = {secret}", callee=f"secret_file = {secret}",
+                   callee_node="loglevel = debug")  # a link's success is logged at debug level
     check(a.eval1('return cluster.call("n2", "@probe", "echo", "authed")') == "authed", "call works")
     b.wait_log(r"node n1 authenticated")
     a.eval('cluster.send("n2", "@probe", "record", "p")')
