@@ -2,8 +2,8 @@
 -- from clusterd once its first frame has arrived, splits the byte stream into frames,
 -- reassembles multi-part requests, resolves "@name" through clusterd (cached; concurrent
 -- look-ups of one name share one query), calls or sends to the local service and writes the
--- reply (split when large). Every request gets an
--- answer: callee errors, unknown names and undecodable payloads come back as error replies.
+-- reply (split when large). Every request gets an answer: callee errors, unknown names and
+-- undecodable payloads come back as error replies.
 -- Hardening (skyjet): malformed frames and parts without a header close the link; caps on
 -- assemblies in progress, their age, the bytes they hold (per link and node-wide) and requests
 -- in flight; an exposure policy (internal services are never callable); and,
@@ -14,20 +14,17 @@ local cluster = require "skynet.cluster.core"
 local core = require "skynet.core"
 local auth = require "skynet.cluster.auth"
 local settings = require "skynet.cluster.settings"
+local assembly = require "skynet.cluster.assembly"
+local wire = require "skynet.cluster.wire"
 
 local clusterd, fd, serial, peer = ...
 clusterd, fd, serial = tonumber(clusterd), tonumber(fd), tonumber(serial)
 
-local MAX_ASSEMBLIES = settings.max_assemblies
-local ASSEMBLY_TIMEOUT = settings.assembly_timeout
-local MAX_ASSEMBLY_BYTES = settings.max_assembly_bytes
 local MAX_PENDING = settings.max_pending
 local EXPOSE = settings.expose
 
 local buffer = driver.buffer()
-local large = {} -- session -> { addr, is_push, size, received, tag, parts, started }
-local nlarge = 0
-local held = 0 -- bytes the unfinished assemblies hold (also reserved node-wide in cluster.core)
+local large = assembly.new() -- multi-part requests in progress
 local tracetag -- applies to the next request only
 local name_cache = {} -- "@name" -> handle
 local name_waiting = {} -- "@name" -> coroutines waiting for a query in flight
@@ -39,7 +36,7 @@ local handshake -- the server half of authentication while the peer must still a
 local finish_drain, shutdown, process_frames
 local CMD = {}
 
-local EV = require("skynet.cluster.wire").event
+local EV = wire.event
 local DATA, OPEN, CLOSE, ERROR = EV.DATA, EV.OPEN, EV.CLOSE, EV.ERROR
 
 local function log(fmt, ...)
@@ -72,9 +69,7 @@ function shutdown(reason, abnormal)
 	closed = true
 	skynet.send(clusterd, "lua", "closed", fd, serial)
 	buffer:clear()
-	large = {}
-	cluster.assembly_release(held)
-	held = 0
+	large:clear()
 	if holding then
 		holding = false
 		core.hold(-1)
@@ -253,70 +248,20 @@ local function accept_request(addr, session, msg, sz, tag)
 	skynet.fork(serve_request, addr, session, msg, sz, tag)
 end
 
-local function drop_assembly(session)
-	local req = large[session]
-	if req then
-		large[session] = nil
-		nlarge = nlarge - 1
-		held = held - req.received
-		cluster.assembly_release(req.received)
-	end
-end
-
--- Keep one part of a multi-part request, within the per-link and node-wide budgets; over either
--- the link is closed (a peer that floods parts is broken or hostile).
-local function keep_part(req, msg, sz)
-	if held + sz > MAX_ASSEMBLY_BYTES then
-		skynet.trash(msg, sz)
-		log("cap max_assembly_bytes (%d) reached: unfinished multi-part requests hold %d bytes; closing",
-			MAX_ASSEMBLY_BYTES, held)
-		close_link("cap max_assembly_bytes", true)
-		return false
-	end
-	local ok, total = cluster.assembly_reserve(sz)
-	if not ok then
-		skynet.trash(msg, sz)
-		log("cap max_assembly_total (%d) reached: the node holds %d bytes of unfinished multi-part requests; closing",
-			settings.max_assembly_total, total)
-		close_link("cap max_assembly_total", true)
-		return false
-	end
-	held = held + sz
-	req.received = req.received + sz
-	cluster.append(req.parts, msg, sz)
-	return true
-end
-
 local function on_part(session, msg, sz, more)
-	local req = large[session]
-	if not req then
-		-- a part without its header: a Skynet node never sends one
-		skynet.trash(msg, sz)
-		log("part of request %d without its header; closing the connection", session)
-		close_link("protocol error: part without header", true)
-		return
-	end
-	if req.received + sz > req.size then
-		skynet.trash(msg, sz)
-		drop_assembly(session)
-		log("large request %d exceeds its declared %d bytes; dropped", session, req.size)
+	local what, a, b, c = large:part(session, msg, sz, more)
+	if what == "close" then
+		log("%s; closing the connection", a)
+		close_link(b, true)
+	elseif what == "refuse" then
+		log("%s", a)
 		reply_error(session, "Invalid large req")
-		return
-	end
-	if not keep_part(req, msg, sz) or more then
-		return
-	end
-	drop_assembly(session)
-	local payload, psz = cluster.concat(req.parts)
-	if not payload then
-		log("large request %d: %s", session, tostring(psz))
-		reply_error(session, "Invalid large req")
-		return
-	end
-	if req.is_push then
-		skynet.fork(dispatch, req.addr, 0, payload, psz, true, req.tag)
-	else
-		accept_request(req.addr, session, payload, psz, req.tag)
+	elseif what == "done" then
+		if a.is_push then
+			skynet.fork(dispatch, a.addr, 0, b, c, true, a.tag)
+		else
+			accept_request(a.addr, session, b, c, a.tag)
+		end
 	end
 end
 
@@ -372,25 +317,13 @@ local function on_frame(body)
 		return on_part(session, msg, sz, padding)
 	end
 	if padding then -- large request header: sz is the declared total
-		if large[session] then
-			drop_assembly(session)
-		end
-		if nlarge >= MAX_ASSEMBLIES then
-			log("cap max_assemblies (%d) reached; request %d refused", MAX_ASSEMBLIES, session)
-			reply_error(session, "too many concurrent large requests (max_assemblies)")
-			return
-		end
-		large[session] = {
-			addr = addr,
-			is_push = is_push,
-			size = sz,
-			received = 0,
-			tag = tracetag,
-			parts = { size = sz },
-			started = skynet.now(),
-		}
-		nlarge = nlarge + 1
+		local tag = tracetag
 		tracetag = nil
+		local begun, why = large:begin(session, addr, is_push, sz, tag)
+		if not begun then
+			log("%s", why)
+			reply_error(session, "too many concurrent large requests (max_assemblies)")
+		end
 		return
 	end
 	local tag = tracetag
@@ -428,19 +361,15 @@ function process_frames()
 	looping = false
 end
 
--- Unfinished multi-part requests may not wait forever for their next part.
+-- Unfinished multi-part requests may not wait forever for their parts.
 local function expire_assemblies()
 	while not closed do
 		skynet.sleep(100)
-		local now = skynet.now()
-		for session, req in pairs(large) do
-			if (now - req.started) * 10 > ASSEMBLY_TIMEOUT then -- age since its header
-				drop_assembly(session)
-				log("cap assembly_timeout (%d ms): large request %d dropped after %d of %s bytes",
-					ASSEMBLY_TIMEOUT, session, req.received, tostring(req.size))
-				if not req.is_push then
-					reply_error(session, "large request timed out waiting for its parts (assembly_timeout)")
-				end
+		for session, req in pairs(large:expire()) do
+			log("cap assembly_timeout (%d ms): large request %d dropped after %d of %s bytes",
+				settings.assembly_timeout, session, req.received, tostring(req.size))
+			if not req.is_push then
+				reply_error(session, "large request timed out waiting for its parts (assembly_timeout)")
 			end
 		end
 	end
@@ -487,30 +416,25 @@ local function before_takeover(t, data, size)
 	end
 end
 
-skynet.register_protocol {
-	name = "socket",
-	id = skynet.PTYPE_SOCKET,
-	unpack = driver.unpack,
-	dispatch = function(_, _, t, id, _, data, size)
-		if id ~= fd then
-			if t == DATA then
-				skynet.trash(data, size)
-			end
-			return
-		end
-		if not taken then
-			return before_takeover(t, data, size)
-		end
+wire.on_socket(function(t, id, _, data, size)
+	if id ~= fd then
 		if t == DATA then
-			buffer:push(data, size)
-			process_frames()
-		elseif t == CLOSE then
-			shutdown(data or "peer closed")
-		elseif t == ERROR then
-			shutdown(data or "error")
+			skynet.trash(data, size)
 		end
-	end,
-}
+		return
+	end
+	if not taken then
+		return before_takeover(t, data, size)
+	end
+	if t == DATA then
+		buffer:push(data, size)
+		process_frames()
+	elseif t == CLOSE then
+		shutdown(data or "peer closed")
+	elseif t == ERROR then
+		shutdown(data or "error")
+	end
+end)
 
 function CMD.namechange()
 	name_cache = {}

@@ -118,24 +118,19 @@ local function on_gone(id, text)
 	end
 end
 
-skynet.register_protocol {
-	name = "socket",
-	id = skynet.PTYPE_SOCKET,
-	unpack = driver.unpack,
-	dispatch = function(_, _, t, id, ud, data, size)
-		if t == EV.DATA then
-			on_data(id, data, size)
-		elseif t == EV.ACCEPT then
-			if listeners[id] then
-				on_accept(listeners[id], ud, data)
-			else
-				driver.close(ud)
-			end
-		elseif t == EV.CLOSE or t == EV.ERROR then
-			on_gone(id, data)
+wire.on_socket(function(t, id, ud, data, size)
+	if t == EV.DATA then
+		on_data(id, data, size)
+	elseif t == EV.ACCEPT then
+		if listeners[id] then
+			on_accept(listeners[id], ud, data)
+		else
+			driver.close(ud)
 		end
-	end,
-}
+	elseif t == EV.CLOSE or t == EV.ERROR then
+		on_gone(id, data)
+	end
+end)
 
 -- Refused, idle and evicted connections are summed up: one line per listener per second.
 local function report_refusals()
