@@ -387,6 +387,9 @@ local function takeover()
 	local data = skynet.call(clusterd, "lua", "takeover", fd, serial, skynet.self())
 	if not data then -- clusterd dropped the connection meanwhile
 		closed = true
+		for _, e in ipairs(early) do
+			skynet.trash(e[1], e[2])
+		end
 		driver.close(fd)
 		skynet.exit()
 	end
@@ -408,6 +411,8 @@ local function before_takeover(t, data, size)
 	elseif t == OPEN then
 		opened = true
 		skynet.fork(takeover)
+	elseif t ~= CLOSE and t ~= ERROR then
+		return
 	elseif not opened then -- the socket closed before it was ours: clusterd saw the close
 		closed = true
 		skynet.exit()

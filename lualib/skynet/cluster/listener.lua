@@ -38,21 +38,31 @@ local function drop_conn(c)
 	end
 end
 
--- The oldest connection of l that has not sent a frame yet, closed to make room.
-local function evict_idle(l)
-	local q = l.fresh
-	while q.head <= q.tail do
-		local c = q[q.head]
+local function is_fresh(c)
+	return c.state == "new" and conns[c.fd] == c
+end
+
+-- l.fresh holds connections in accept order; those that sent a frame or closed leave from the
+-- head, so it holds little more than the connections of the last first_frame_timeout.
+local function trim(q)
+	while q.head <= q.tail and not is_fresh(q[q.head]) do
 		q[q.head] = nil
 		q.head = q.head + 1
-		if c.state == "new" and conns[c.fd] == c then
-			drop_conn(c)
-			driver.close(c.fd)
-			l.evicted = l.evicted + 1
-			return true
-		end
 	end
-	return false
+end
+
+local function evict_idle(l)
+	local q = l.fresh
+	trim(q)
+	if q.head > q.tail then
+		return false
+	end
+	local c = q[q.head]
+	drop_conn(c)
+	driver.close(c.fd)
+	l.evicted = l.evicted + 1
+	trim(q)
+	return true
 end
 
 local function start_agent(c)
@@ -74,6 +84,7 @@ local function on_accept(l, fd, address)
 	local c = { fd = fd, address = address, listener = l, serial = conn_serial, state = "new", data = "" }
 	conns[fd] = c
 	l.live = l.live + 1
+	trim(l.fresh)
 	l.fresh.tail = l.fresh.tail + 1
 	l.fresh[l.fresh.tail] = c
 	driver.nodelay(fd)
