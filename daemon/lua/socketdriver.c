@@ -578,5 +578,18 @@ int luaopen_socketdriver(lua_State *L)
     lua_pop(L, 1);
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
+    /* the event types of unpack's first result, from reactor.h (never restated in Lua) */
+    static const struct {
+        const char *name;
+        int type;
+    } events[] = {{"DATA", REACTOR_DATA},     {"OPEN", REACTOR_OPEN},   {"CLOSE", REACTOR_CLOSE},
+                  {"ACCEPT", REACTOR_ACCEPT}, {"ERROR", REACTOR_ERROR}, {"UDP", REACTOR_UDP},
+                  {"WARNING", REACTOR_WARNING}};
+    lua_createtable(L, 0, (int)(sizeof events / sizeof *events));
+    for (size_t i = 0; i < sizeof events / sizeof *events; i++) {
+        lua_pushinteger(L, events[i].type);
+        lua_setfield(L, -2, events[i].name);
+    }
+    lua_setfield(L, -2, "event");
     return 1;
 }
