@@ -11,6 +11,7 @@
 #include "service.h"
 #include "seri.h"
 #include "socketdriver.h"
+#include "sproto.h"
 
 #include <lauxlib.h>
 #include <luajit.h>
@@ -436,6 +437,7 @@ static int init_state(struct host *h, const char *args, size_t len)
     preload(L, "skynet.cluster.core", luaopen_cluster_core);
     preload(L, "skynet.crypto", luaopen_skynet_crypto);
     preload(L, "cluster.core", luaopen_cluster_core);
+    preload(L, "sproto.core", luaopen_sproto_core);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");

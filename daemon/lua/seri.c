@@ -523,6 +523,26 @@ static void seri_push_integer(lua_State *L, int64_t v)
     memcpy((void *)lua_topointer(L, -1), &v, sizeof v);
 }
 
+void seri_push_int64(lua_State *L, int64_t v)
+{
+    seri_push_integer(L, v);
+}
+
+int seri_cdata_int64(lua_State *L, int idx, int64_t *v)
+{
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    luaL_checkstack(L, 6, "int64");
+    seri_push_helper(L, &seri_classify_key);
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 1);
+    int kind = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (kind == 0)
+        return -1;
+    memcpy(v, lua_topointer(L, idx), sizeof *v);
+    return kind == 2 && *v < 0 ? -2 : 0;
+}
+
 static int seri_read_value(struct seri_reader *r, int depth);
 
 /* Each Lua-building step below needs at most this many free stack slots. */

@@ -7,6 +7,7 @@
 
 #include <lua.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Lua: pack(...) -> lightuserdata, size   (the buffer is malloc'd; size 0 gives NULL, 0) */
 int seri_pack(lua_State *L);
@@ -28,6 +29,12 @@ int seri_check(const void *buf, size_t size, int allow_pointer, char *err, size_
 /* Decoder bound on top-level values in one message: LuaJIT lets one C call hold at most 8000
  * stack slots (LUAI_MAXCSTACK); the rest is kept for nesting. Skynet messages carry a handful. */
 #define SERI_MAX_VALUES 7000
+
+/* The int64 policy for other codecs (sproto): push v as a number when a double holds it exactly,
+ * else as an int64_t cdata; read an int64_t/uint64_t cdata at idx into *v (0), -1 when idx holds
+ * another cdata, -2 for a uint64_t beyond INT64_MAX. */
+void seri_push_int64(lua_State *L, int64_t v);
+int seri_cdata_int64(lua_State *L, int idx, int64_t *v);
 
 /* Register as package.preload["skynet.seri"] = { pack, packstring, unpack } */
 int luaopen_skynet_seri(lua_State *L);
