@@ -749,8 +749,8 @@ function skynet.init_service(start)
 		run_init()
 	end, traceback)
 	if not ok then
-		c.error("init service failed: " .. tostring(err))
-		skynet.send(".launcher", "lua", "ERROR")
+		c.log("error", "init service failed: " .. tostring(err))
+		skynet.send(".launcher", "lua", "ERROR", tostring(err))
 		skynet.exit()
 	else
 		skynet.send(".launcher", "lua", "LAUNCHOK")

@@ -6,10 +6,13 @@
 #include "host.h"
 
 #include "cluster_core.h"
+#include "compat.h"
+#include "crypt.h"
 #include "crypto.h"
 #include "log.h"
-#include "service.h"
+#include "md5.h"
 #include "seri.h"
+#include "service.h"
 #include "socketdriver.h"
 #include "sproto.h"
 
@@ -29,9 +32,9 @@ struct host {
     lua_State *L;
     struct service *s;
     size_t mem, mem_limit, mem_report;
-    int cb_ref;       /* registry ref of the Lua dispatcher */
-    int forward;      /* dispatcher keeps messages (skynet.forward_type) */
-    atomic_int trap;  /* signal 0 asked to break the running code */
+    int cb_ref;        /* registry ref of the Lua dispatcher */
+    int forward;       /* dispatcher keeps messages (skynet.forward_type) */
+    atomic_int trap;   /* signal 0 asked to break the running code */
     int jit_countdown; /* messages left before the JIT is switched on (0 = on or never) */
 };
 
@@ -304,9 +307,8 @@ static int dispatch_cb(struct service *s, void *ud, int type, int session, uint3
     int rc = lua_pcall(L, 5, 0, top + 1);
     if (rc != 0) {
         const char *err = lua_tostring(L, -1);
-        log_write(service_handle(s), LOG_ERROR,
-                  "lua call [%x to :%x : %d msgsz = %zu] error : \x1b[31m%s\x1b[0m", source,
-                  service_handle(s), session, sz, err ? err : "?");
+        log_write(service_handle(s), LOG_ERROR, "lua call [%x to :%x : %d msgsz = %zu] error : %s",
+                  source, service_handle(s), session, sz, err ? err : "?");
     }
     lua_settop(L, top);
     return h->forward;
@@ -354,10 +356,10 @@ static const struct {
     const char *name;
     lua_CFunction open;
 } lazy_libs[] = {
-    {LUA_IOLIBNAME, luaopen_io},   {LUA_OSLIBNAME, luaopen_os},
-    {LUA_DBLIBNAME, luaopen_debug}, {LUA_MATHLIBNAME, luaopen_math},
-    {LUA_BITLIBNAME, luaopen_bit}, {LUA_JITLIBNAME, open_jit_lib},
-    {LUA_FFILIBNAME, luaopen_ffi},
+    {LUA_IOLIBNAME, luaopen_io},    {LUA_OSLIBNAME, luaopen_os},
+    {LUA_DBLIBNAME, luaopen_debug}, {LUA_MATHLIBNAME, compat_open_math},
+    {LUA_BITLIBNAME, luaopen_bit},  {LUA_JITLIBNAME, open_jit_lib},
+    {LUA_FFILIBNAME, luaopen_ffi},  {"utf8", compat_open_utf8},
 };
 #define JIT_AFTER 1000
 
@@ -381,6 +383,27 @@ static int lazy_global(lua_State *L)
     return 0;
 }
 
+/* print(...): Lua's print, written to the log (INFO, from this service) instead of stdout, so
+ * nothing waits in a stdio buffer and every line carries the time and the service. */
+static int host_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        lua_getglobal(L, "tostring");
+        lua_pushvalue(L, i);
+        lua_call(L, 1, 1);
+        if (!lua_isstring(L, -1))
+            return luaL_error(L, "'tostring' must return a string to 'print'");
+        if (i < n)
+            lua_pushliteral(L, "\t");
+    }
+    lua_concat(L, n > 0 ? 2 * n - 1 : 0);
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    log_text(service_handle(host_service(L)), LOG_INFO, text ? text : "", text ? len : 0);
+    return 0;
+}
+
 static void open_libs(lua_State *L)
 {
     static const luaL_Reg eager[] = {
@@ -395,8 +418,10 @@ static void open_libs(lua_State *L)
         lua_pushstring(L, lib->name);
         lua_call(L, 1, 0);
     }
+    compat_install(L);
     for (size_t i = 0; i < sizeof lazy_libs / sizeof *lazy_libs; i++)
         preload(L, lazy_libs[i].name, lazy_libs[i].open);
+    lua_register(L, "print", host_print);
     lua_pushvalue(L, LUA_GLOBALSINDEX);
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, lazy_global);
@@ -421,7 +446,9 @@ static void enable_jit(struct host *h)
         lua_pop(h->L, 1);
 }
 
-static int init_state(struct host *h, const char *args, size_t len)
+/* Run loader.lua with the launch arguments. On failure the cause goes to the log and, as
+ * "ERROR <cause>", to the launcher (which answers the newservice caller). */
+static int init_state(struct host *h, const char *args, size_t len, char *why, size_t whylen)
 {
     lua_State *L = h->L;
     lua_gc(L, LUA_GCSTOP, 0);
@@ -436,6 +463,9 @@ static int init_state(struct host *h, const char *args, size_t len)
     preload(L, "socketdriver", luaopen_socketdriver);
     preload(L, "skynet.cluster.core", luaopen_cluster_core);
     preload(L, "skynet.crypto", luaopen_skynet_crypto);
+    preload(L, "skynet.crypt", luaopen_skynet_crypt);
+    preload(L, "crypt", luaopen_crypt_alias);
+    preload(L, "md5", luaopen_md5);
     preload(L, "cluster.core", luaopen_cluster_core);
     preload(L, "sproto.core", luaopen_sproto_core);
     /* require() finds Lua modules through the chunk cache. */
@@ -466,6 +496,7 @@ static int init_state(struct host *h, const char *args, size_t len)
     if (rc != 0) {
         const char *err = lua_tostring(L, -1);
         log_write(service_handle(h->s), LOG_ERROR, "lua loader error : %s", err ? err : "?");
+        snprintf(why, whylen, "ERROR %s", err ? err : "?");
         lua_settop(L, 0);
         lua_gc(L, LUA_GCRESTART, 0);
         return -1;
@@ -475,17 +506,18 @@ static int init_state(struct host *h, const char *args, size_t len)
     return 0;
 }
 
-static int launch_cb(struct service *s, void *ud, int type, int session, uint32_t source,
-                     void *msg, size_t sz)
+static int launch_cb(struct service *s, void *ud, int type, int session, uint32_t source, void *msg,
+                     size_t sz)
 {
     struct host *h = ud;
     service_callback(s, NULL, NULL); /* until the Lua code registers its dispatcher */
-    if (init_state(h, msg, sz) != 0) {
+    char why[1024];
+    if (init_state(h, msg, sz, why, sizeof why) != 0) {
         /* Tell the launcher (it replies to the newservice caller), then retire. */
         uint32_t launcher = service_resolve(".launcher");
-        char *text = strdup("ERROR");
+        char *text = strdup(why);
         if (launcher && text)
-            service_send(service_handle(s), launcher, PTYPE_TEXT, 0, text, 5);
+            service_send(service_handle(s), launcher, PTYPE_TEXT, 0, text, strlen(text));
         else
             free(text);
         service_kill(service_handle(s));
@@ -535,8 +567,7 @@ static void host_release(void *inst, struct service *s)
     lua_getfield(L, LUA_REGISTRYINDEX, "skyjet.release");
     if (lua_isfunction(L, -1)) {
         if (lua_pcall(L, 0, 0, 0) != 0) {
-            log_write(service_handle(s), LOG_ERROR, "release hook failed: %s",
-                      lua_tostring(L, -1));
+            log_write(service_handle(s), LOG_ERROR, "release hook failed: %s", lua_tostring(L, -1));
         }
     }
     lua_settop(L, 0);

@@ -624,7 +624,7 @@ static int64_t sp_enc_integer(struct sp_enc *e, const struct sp_field *f, int id
             d = round(d * (double)f->decimal);
         if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
             return (int64_t)d;
-    } else if (t == LUA_TCDATA && !f->decimal && seri_cdata_int64(L, idx, &v) == 0) {
+    } else if (t == LUA_TCDATA && !f->decimal && seri_integer_value(L, idx, &v) == SERI_INT_EXACT) {
         return v;
     }
     sp_type_error(L, f, index, "an integer", idx);
@@ -892,7 +892,7 @@ static void sp_dec_integer(lua_State *L, const struct sp_field *f, int64_t v)
     if (f->decimal)
         lua_pushnumber(L, (double)v / (double)f->decimal);
     else
-        seri_push_int64(L, v);
+        seri_push_integer(L, v);
 }
 
 /* Push one struct decoded from a part (a fresh table). */
