@@ -10,6 +10,7 @@
 #include "crypt.h"
 #include "crypto.h"
 #include "log.h"
+#include "netpack.h"
 #include "md5.h"
 #include "seri.h"
 #include "service.h"
@@ -468,6 +469,8 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
     preload(L, "md5", luaopen_md5);
     preload(L, "cluster.core", luaopen_cluster_core);
     preload(L, "sproto.core", luaopen_sproto_core);
+    preload(L, "skynet.netpack", luaopen_netpack);
+    preload(L, "netpack", luaopen_netpack);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");
