@@ -8,7 +8,9 @@ local socket = require "skynet.socket"
 local oplisten = require "skynet.oplisten"
 local core = require "skynet.core"
 
-local listen_address = ...
+-- Skynet's forms too: `debug_console PORT` (127.0.0.1) and `debug_console IP PORT`.
+local arg1, arg2 = ...
+local listen_address = arg2 and (arg1 .. ":" .. arg2) or (tonumber(arg1) and "127.0.0.1:" .. arg1) or arg1
 local MAX_LINE = 4096
 local ASK_TICKS = 100 -- 1 s for each service to answer a debug query
 local CMD = {}

@@ -11,12 +11,14 @@
 #include "crypt.h"
 #include "crypto.h"
 #include "log.h"
+#include "netpack.h"
 #include "md5.h"
 #include "seri.h"
 #include "service.h"
 #include "sharetree.h"
 #include "stm.h"
 #include "socketdriver.h"
+#include "sproto.h"
 
 #include <lauxlib.h>
 #include <luajit.h>
@@ -487,6 +489,9 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
     preload(L, "cluster.core", luaopen_cluster_core);
     preload(L, "skynet.sharetree", luaopen_skynet_sharetree);
     preload(L, "skynet.stm", luaopen_skynet_stm);
+    preload(L, "sproto.core", luaopen_sproto_core);
+    preload(L, "skynet.netpack", luaopen_netpack);
+    preload(L, "netpack", luaopen_netpack);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");
