@@ -30,7 +30,8 @@ function SOCKET.data() end
 function SOCKET.warning() end
 
 function CMD.start(conf)
-	return skynet.call(gate, "lua", "open", conf)
+	local _, port = skynet.call(gate, "lua", "open", conf) -- address, port
+	return port
 end
 
 CMD.close = drop
