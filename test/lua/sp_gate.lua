@@ -12,7 +12,7 @@ skynet.register_protocol { name = "client", id = skynet.PTYPE_CLIENT }
 
 function handler.open(source, conf)
 	watchdog = conf.watchdog or source
-	return conf.address, conf.port -- as Skynet's gate: the bound address and port
+	return conf.address, conf.port
 end
 
 function handler.connect(fd, addr)

@@ -30,7 +30,7 @@ function SOCKET.data() end
 function SOCKET.warning() end
 
 function CMD.start(conf)
-	local _, port = skynet.call(gate, "lua", "open", conf) -- gate answers address, port (as Skynet's)
+	local _, port = skynet.call(gate, "lua", "open", conf) -- address, port
 	return port
 end
 
