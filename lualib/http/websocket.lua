@@ -341,10 +341,13 @@ function M.accept(id, handle, protocol, addr)
 		try_handle(ws, "error", tostring(err))
 		return false, tostring(err)
 	end
-	finish(ws)
 	if err == socket_error then
+		finish(ws)
 		try_handle(ws, closed_by_us and "close" or "error")
 		return true
+	end
+	if not closed_by_us then -- a handler failed: the peer hears 1011 (internal error)
+		refuse(ws, { code = 1011, reason = "internal error" })
 	end
 	return false, tostring(err)
 end

@@ -360,10 +360,18 @@ def test_ws_server_close_codes_both_ways(ctx):
             second = "no close"
         except websockets.ConnectionClosed as e:
             second = (e.code, e.reason)
-        return first, second
+        ws = await websockets.connect(url)
+        await ws.send("raise-me")
+        try:
+            await ws.recv()
+            third = "no close"
+        except websockets.ConnectionClosed as e:
+            third = (e.code, e.reason)
+        return first, second, third
     got = asyncio.run(client())
-    check(got == ((4000, ""), (4001, "bye")), got)
+    check(got == ((4000, ""), (4001, "bye"), (1011, "internal error")), got)
     n.wait_log(r"WS close 4000 client done")
+    n.wait_log(r"WS done false .*handler failed on purpose")
 
 
 def handshake(port):

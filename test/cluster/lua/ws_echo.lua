@@ -1,5 +1,6 @@
 -- ws_echo: a WebSocket server on [env] ws_port for test_http.py. Echoes each message with its
--- type; "close-me" makes it close with 4001 "bye", "ping-me" makes it ping the client. Every
+-- type; "close-me" makes it close with 4001 "bye", "ping-me" makes it ping the client,
+-- "raise-me" makes the handler raise. Every
 -- handler call is logged as "WS <event> ...", and accept's result as "WS done <ok> <err>".
 local skynet = require "skynet"
 local socket = require "skynet.socket"
@@ -19,6 +20,8 @@ function handle.message(id, msg, kind)
 	skynet.error(string.format("WS message %s %d", kind, #msg))
 	if msg == "close-me" then
 		websocket.close(id, 4001, "bye")
+	elseif msg == "raise-me" then
+		error("handler failed on purpose")
 	elseif msg == "ping-me" then
 		websocket.ping(id)
 	else
