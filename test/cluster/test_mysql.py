@@ -174,6 +174,20 @@ def test_prepare_execute_stmt_close(ctx):
             bad.badresult, bad.errno, bad.sqlstate
     """)
     check(got == [True, 2, 2, 2, "v", 42, "x", 2.5, "y", 0, True, 1243, True, 1064, "42000"], got)
+    # NULLs past the first byte of the null bitmap
+    got = ev(n, """
+        local marks = {}
+        for i = 1, 20 do marks[i] = "? AS c" .. i end
+        local st = G.db:prepare("SELECT " .. table.concat(marks, ", "))
+        local args = {}
+        for i = 1, 20 do if i ~= 9 and i ~= 17 and i ~= 20 then args[i] = i end end
+        local row = G.db:execute(st, unpack(args, 1, 20))[1]
+        local out = {}
+        for i = 1, 20 do out[i] = row["c" .. i] == nil and "nil" or row["c" .. i] end
+        return out
+    """)
+    check(got == [[1, 2, 3, 4, 5, 6, 7, 8, "nil", 10, 11, 12, 13, 14, 15, 16, "nil", 18, 19, "nil"]],
+          got)
     raises(n, "return G.db:execute({ prepare_id = 1, param_count = 2 }, 1)",
            "statement has 2 parameters, execute got 1")
     raises(n, "return G.db:execute('nope')", "execute needs a prepared statement")

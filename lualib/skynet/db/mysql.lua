@@ -719,7 +719,10 @@ local function execute_packet(stmt, n, args)
 				types[i], values[#values + 1] = encode_param(v)
 			end
 		end
-		body[#body + 1] = char(unpack(nulls)) .. "\1" .. table.concat(types) .. table.concat(values)
+		for i, bits in ipairs(nulls) do
+			nulls[i] = char(bits)
+		end
+		body[#body + 1] = table.concat(nulls) .. "\1" .. table.concat(types) .. table.concat(values)
 	end
 	return frame(table.concat(body), 0)
 end
