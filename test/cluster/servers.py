@@ -253,13 +253,3 @@ class fake_server:
     def __exit__(self, *exc):
         self.sock.close()
 
-
-def recv_until(conn, marker):
-    """Read from conn until marker has been seen; returns everything read."""
-    buf = b""
-    while marker not in buf:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-    return buf

@@ -3,10 +3,11 @@ and against scripted fake servers for caching_sha2_password and bad input: every
 answers or raises, nothing hangs."""
 import hashlib
 import struct
+import subprocess
 import time
 
 from lib import EvalError, check, wait_for
-from servers import MARIADB_PASSWORD, fake_server, recv_until, shared_mariadb
+from servers import MARIADB_PASSWORD, fake_server, shared_mariadb
 
 PRELUDE = 'local mysql = require "skynet.db.mysql"\n'
 
@@ -344,7 +345,23 @@ def result_one_row(seq, name, value):
             + packet(seq + 3, lenenc_str(value)) + packet(seq + 4, eof))
 
 
-def test_caching_sha2_password_fast_auth_and_switch(ctx):
+def rsa_keypair(ctx):
+    """An RSA key in ctx.tmp (openssl CLI); returns the public key as PEM bytes."""
+    key = ctx.path("rsa.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024",
+                    "-out", key], check=True, capture_output=True, timeout=60)
+    return subprocess.run(["openssl", "pkey", "-in", key, "-pubout"], check=True,
+                          capture_output=True, timeout=30).stdout
+
+
+def rsa_decrypt(ctx, secret):
+    r = subprocess.run(["openssl", "pkeyutl", "-decrypt", "-inkey", ctx.path("rsa.pem"),
+                        "-pkeyopt", "rsa_padding_mode:oaep"], input=secret, capture_output=True,
+                       timeout=30)
+    return r.stdout if r.returncode == 0 else None
+
+
+def test_caching_sha2_password_fast_full_and_switch(ctx):
     n = ctx.ctl_node("mdb")
     seen = {}
 
@@ -362,9 +379,22 @@ def test_caching_sha2_password_fast_auth_and_switch(ctx):
             ok = seen["switched"]
         else:
             ok = token == sha2_token(b"pw", SCRAMBLE)
-        if full:
+        if full:  # full authentication: the password travels RSA-encrypted
             conn.sendall(packet(seq + 1, b"\x01\x04"))
-            recv_until(conn, b"\xff" * 64)
+            seq, req = read_packet(conn)
+            seen["key_request"] = req
+            conn.sendall(packet(seq + 1, b"\x01" + public_pem))
+            seq, secret = read_packet(conn)
+            plain = rsa_decrypt(ctx, secret)
+            ok = plain == bytes(a ^ b for a, b in zip(b"pw\0", SCRAMBLE))
+            seen["full"] = ok
+            if ok:
+                conn.sendall(packet(seq + 1, OK))
+                _, query = read_packet(conn)
+                conn.sendall(result_one_row(1, b"q", query[1:]))
+                read_packet(conn)
+            else:
+                conn.sendall(packet(seq + 1, b"\xff\x15\x04#28000Access denied (fake)"))
             return
         if not ok:
             conn.sendall(packet(seq + 1, b"\xff\x15\x04#28000Access denied (fake)"))
@@ -388,10 +418,19 @@ def test_caching_sha2_password_fast_auth_and_switch(ctx):
         raises(n, f'mysql.connect {{ host = "127.0.0.1", port = {fake.port}, password = "bad" }}',
                "Error: socket")
         n.wait_log(r"auth failed.*errno:1045, msg:Access denied \(fake\),sqlstate:28000")
+    # the server's cache is cold: full authentication with its RSA public key
+    public_pem = rsa_keypair(ctx)
     with fake_server(lambda c: sha2_server(c, full=True)) as fake:
-        raises(n, f'mysql.connect {{ host = "127.0.0.1", port = {fake.port}, password = "pw" }}',
+        got = ev(n, f"""
+            local db = mysql.connect {{ host = "127.0.0.1", port = {fake.port}, password = "pw" }}
+            return db:query("after full auth")[1].q
+        """)
+        check(got == ["after full auth"] and seen["key_request"] == b"\x02", (got, seen))
+        start = len(n.text())
+        raises(n, f'mysql.connect {{ host = "127.0.0.1", port = {fake.port}, password = "bad" }}',
                "Error: socket")
-        n.wait_log(r"auth failed.*full authentication needs TLS or RSA")
+        n.wait_log(r"auth failed.*errno:1045", start=start)
+        check(seen["full"] is False, seen)
 
 
 def test_bad_server_input(ctx):
