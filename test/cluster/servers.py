@@ -145,7 +145,7 @@ class mariadb_server(Server):
                     "--bind-address=127.0.0.1", "--skip-networking=0", "--skip-name-resolve",
                     "--pid-file=" + os.path.join(self.dir, "mysqld.pid"),
                     "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
-                    "--skip-log-bin", "--max-connections=200",
+                    "--skip-log-bin", "--max-connections=200", "--max-allowed-packet=64M",
                     # MySQL 8's defaults, which Skynet's tests assume (binary strings survive
                     # prepared statements unconverted)
                     "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"]

@@ -231,6 +231,14 @@ def test_on_connect_charset_and_max_packet_size(ctx):
     """)
     check(got == [{"n": 300000, "cs": "utf8mb4"}], got)
     raises(n, connect(m.port, ", charset = 'klingon'"), "unknown charset klingon")
+    # payloads past 16 MiB - 1 travel as several packets, both ways
+    got = ev(n, connect(m.port, ", max_packet_size = 32 * 1024 * 1024") + """
+        local s = string.rep("abcdefgh", 2100000) -- 16.8 MB
+        local st = G.db:prepare("SELECT ? AS s, LENGTH(?) AS n")
+        local e = G.db:execute(st, s, s)[1]
+        return e.n, e.s == s, G.db:query("SELECT 1 AS one")[1].one
+    """, timeout=60)
+    check(got == [16800000, True, 1], got)
 
 
 def test_disconnect_kill_and_server_restart(ctx):
