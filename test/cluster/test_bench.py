@@ -17,7 +17,8 @@ NAMES = ["loopback_pingpong", "loopback_pingpong_64", "loopback_bulk", "socket_e
          "rss_per_service", "spawn_1", "spawn_16", "redis_get_1", "redis_get_64",
          "redis_get_64_shared", "redis_pipeline",
          "redis_benchmark_get_1", "redis_benchmark_get_64", "redis_benchmark_pipeline",
-         "mysql_select_1", "mysql_select_16", "mysqlslap_select_1", "mysqlslap_select_16"]
+         "mysql_select_1", "mysql_select_16", "mysqlslap_select_1", "mysqlslap_select_16",
+         "share_table_kib", "share_rss_copy"]
 
 
 def test_smoke_run_reports_a_positive_value_for_every_workload(ctx):
