@@ -146,6 +146,10 @@ def test_auth_db_select_and_wrong_password(ctx):
     check(got == ["db3"], got)
     check(r.cli("-n", "3", "get", "where").strip() == "db3", "the value is in db 3")
     check(r.cli("-n", "0", "get", "where").strip() == "", "and not in db 0")
+    # Redis 6 ACL users: AUTH <username> <password>
+    r.cli("ACL", "SETUSER", "alice", "on", ">apw", "~*", "+@all")
+    got = ev(n, connect(r.port, ', username = "alice", auth = "apw"') + "return G.db:acl('whoami')")
+    check(got == ["alice"], got)
     # wrong password: connect raises, the log says why, the node carries on
     raises(n, connect(r.port, ', auth = "wrong"'), "Error: socket")
     n.wait_log(r"auth failed.*(WRONGPASS|invalid)")
