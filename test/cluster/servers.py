@@ -145,7 +145,7 @@ class mariadb_server(Server):
                     "--bind-address=127.0.0.1", "--skip-networking=0", "--skip-name-resolve",
                     "--pid-file=" + os.path.join(self.dir, "mysqld.pid"),
                     "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
-                    "--skip-log-bin", "--max-connections=200",
+                    "--skip-log-bin", "--max-connections=200", "--max-allowed-packet=64M",
                     # MySQL 8's defaults, which Skynet's tests assume (binary strings survive
                     # prepared statements unconverted)
                     "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"]
@@ -253,13 +253,3 @@ class fake_server:
     def __exit__(self, *exc):
         self.sock.close()
 
-
-def recv_until(conn, marker):
-    """Read from conn until marker has been seen; returns everything read."""
-    buf = b""
-    while marker not in buf:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-    return buf

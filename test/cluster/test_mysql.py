@@ -3,10 +3,11 @@ and against scripted fake servers for caching_sha2_password and bad input: every
 answers or raises, nothing hangs."""
 import hashlib
 import struct
+import subprocess
 import time
 
 from lib import EvalError, check, wait_for
-from servers import MARIADB_PASSWORD, fake_server, recv_until, shared_mariadb
+from servers import MARIADB_PASSWORD, fake_server, shared_mariadb
 
 PRELUDE = 'local mysql = require "skynet.db.mysql"\n'
 
@@ -174,6 +175,20 @@ def test_prepare_execute_stmt_close(ctx):
             bad.badresult, bad.errno, bad.sqlstate
     """)
     check(got == [True, 2, 2, 2, "v", 42, "x", 2.5, "y", 0, True, 1243, True, 1064, "42000"], got)
+    # NULLs past the first byte of the null bitmap
+    got = ev(n, """
+        local marks = {}
+        for i = 1, 20 do marks[i] = "? AS c" .. i end
+        local st = G.db:prepare("SELECT " .. table.concat(marks, ", "))
+        local args = {}
+        for i = 1, 20 do if i ~= 9 and i ~= 17 and i ~= 20 then args[i] = i end end
+        local row = G.db:execute(st, unpack(args, 1, 20))[1]
+        local out = {}
+        for i = 1, 20 do out[i] = row["c" .. i] == nil and "nil" or row["c" .. i] end
+        return out
+    """)
+    check(got == [[1, 2, 3, 4, 5, 6, 7, 8, "nil", 10, 11, 12, 13, 14, 15, 16, "nil", 18, 19, "nil"]],
+          got)
     raises(n, "return G.db:execute({ prepare_id = 1, param_count = 2 }, 1)",
            "statement has 2 parameters, execute got 1")
     raises(n, "return G.db:execute('nope')", "execute needs a prepared statement")
@@ -216,6 +231,14 @@ def test_on_connect_charset_and_max_packet_size(ctx):
     """)
     check(got == [{"n": 300000, "cs": "utf8mb4"}], got)
     raises(n, connect(m.port, ", charset = 'klingon'"), "unknown charset klingon")
+    # payloads past 16 MiB - 1 travel as several packets, both ways
+    got = ev(n, connect(m.port, ", max_packet_size = 32 * 1024 * 1024") + """
+        local s = string.rep("abcdefgh", 2100000) -- 16.8 MB
+        local st = G.db:prepare("SELECT ? AS s, LENGTH(?) AS n")
+        local e = G.db:execute(st, s, s)[1]
+        return e.n, e.s == s, G.db:query("SELECT 1 AS one")[1].one
+    """, timeout=60)
+    check(got == [16800000, True, 1], got)
 
 
 def test_disconnect_kill_and_server_restart(ctx):
@@ -330,7 +353,23 @@ def result_one_row(seq, name, value):
             + packet(seq + 3, lenenc_str(value)) + packet(seq + 4, eof))
 
 
-def test_caching_sha2_password_fast_auth_and_switch(ctx):
+def rsa_keypair(ctx):
+    """An RSA key in ctx.tmp (openssl CLI); returns the public key as PEM bytes."""
+    key = ctx.path("rsa.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024",
+                    "-out", key], check=True, capture_output=True, timeout=60)
+    return subprocess.run(["openssl", "pkey", "-in", key, "-pubout"], check=True,
+                          capture_output=True, timeout=30).stdout
+
+
+def rsa_decrypt(ctx, secret):
+    r = subprocess.run(["openssl", "pkeyutl", "-decrypt", "-inkey", ctx.path("rsa.pem"),
+                        "-pkeyopt", "rsa_padding_mode:oaep"], input=secret, capture_output=True,
+                       timeout=30)
+    return r.stdout if r.returncode == 0 else None
+
+
+def test_caching_sha2_password_fast_full_and_switch(ctx):
     n = ctx.ctl_node("mdb")
     seen = {}
 
@@ -348,9 +387,22 @@ def test_caching_sha2_password_fast_auth_and_switch(ctx):
             ok = seen["switched"]
         else:
             ok = token == sha2_token(b"pw", SCRAMBLE)
-        if full:
+        if full:  # full authentication: the password travels RSA-encrypted
             conn.sendall(packet(seq + 1, b"\x01\x04"))
-            recv_until(conn, b"\xff" * 64)
+            seq, req = read_packet(conn)
+            seen["key_request"] = req
+            conn.sendall(packet(seq + 1, b"\x01" + public_pem))
+            seq, secret = read_packet(conn)
+            plain = rsa_decrypt(ctx, secret)
+            ok = plain == bytes(a ^ b for a, b in zip(b"pw\0", SCRAMBLE))
+            seen["full"] = ok
+            if ok:
+                conn.sendall(packet(seq + 1, OK))
+                _, query = read_packet(conn)
+                conn.sendall(result_one_row(1, b"q", query[1:]))
+                read_packet(conn)
+            else:
+                conn.sendall(packet(seq + 1, b"\xff\x15\x04#28000Access denied (fake)"))
             return
         if not ok:
             conn.sendall(packet(seq + 1, b"\xff\x15\x04#28000Access denied (fake)"))
@@ -374,10 +426,19 @@ def test_caching_sha2_password_fast_auth_and_switch(ctx):
         raises(n, f'mysql.connect {{ host = "127.0.0.1", port = {fake.port}, password = "bad" }}',
                "Error: socket")
         n.wait_log(r"auth failed.*errno:1045, msg:Access denied \(fake\),sqlstate:28000")
+    # the server's cache is cold: full authentication with its RSA public key
+    public_pem = rsa_keypair(ctx)
     with fake_server(lambda c: sha2_server(c, full=True)) as fake:
-        raises(n, f'mysql.connect {{ host = "127.0.0.1", port = {fake.port}, password = "pw" }}',
+        got = ev(n, f"""
+            local db = mysql.connect {{ host = "127.0.0.1", port = {fake.port}, password = "pw" }}
+            return db:query("after full auth")[1].q
+        """)
+        check(got == ["after full auth"] and seen["key_request"] == b"\x02", (got, seen))
+        start = len(n.text())
+        raises(n, f'mysql.connect {{ host = "127.0.0.1", port = {fake.port}, password = "bad" }}',
                "Error: socket")
-        n.wait_log(r"auth failed.*full authentication needs TLS or RSA")
+        n.wait_log(r"auth failed.*errno:1045", start=start)
+        check(seen["full"] is False, seen)
 
 
 def test_bad_server_input(ctx):

@@ -486,6 +486,56 @@ local function sha256_fn()
 	end
 end
 
+-- RSA-OAEP encryption with a PEM public key, from the OpenSSL libcrypto skyjet links
+local OPENSSL_DECLS = {
+	"typedef struct bio_st BIO;",
+	"typedef struct evp_pkey_st EVP_PKEY;",
+	"typedef struct evp_pkey_ctx_st EVP_PKEY_CTX;",
+	"BIO *BIO_new_mem_buf(const void *buf, int len);",
+	"int BIO_free(BIO *a);",
+	"EVP_PKEY *PEM_read_bio_PUBKEY(BIO *bp, EVP_PKEY **x, void *cb, void *u);",
+	"void EVP_PKEY_free(EVP_PKEY *pkey);",
+	"EVP_PKEY_CTX *EVP_PKEY_CTX_new(EVP_PKEY *pkey, void *e);",
+	"void EVP_PKEY_CTX_free(EVP_PKEY_CTX *ctx);",
+	"int EVP_PKEY_encrypt_init(EVP_PKEY_CTX *ctx);",
+	"int EVP_PKEY_CTX_set_rsa_padding(EVP_PKEY_CTX *ctx, int pad_mode);",
+	"int EVP_PKEY_encrypt(EVP_PKEY_CTX *ctx, unsigned char *out, size_t *outlen, "
+		.. "const unsigned char *in, size_t inlen);",
+}
+local RSA_PKCS1_OAEP_PADDING = 4
+
+local function rsa_encrypt(pem, data)
+	for _, decl in ipairs(OPENSSL_DECLS) do
+		pcall(ffi.cdef, decl)
+	end
+	local C = ffi.C
+	local bio = C.BIO_new_mem_buf(pem, #pem)
+	local key = bio ~= nil and C.PEM_read_bio_PUBKEY(bio, nil, nil, nil) or nil
+	if bio ~= nil then
+		C.BIO_free(bio)
+	end
+	if key == nil then
+		fail("the server's RSA public key cannot be read")
+	end
+	local ctx = C.EVP_PKEY_CTX_new(key, nil)
+	local len = ffi.new("size_t[1]")
+	local out, ok = nil, ctx ~= nil and C.EVP_PKEY_encrypt_init(ctx) > 0
+		and C.EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) > 0
+		and C.EVP_PKEY_encrypt(ctx, nil, len, data, #data) > 0
+	if ok then
+		out = ffi.new("unsigned char[?]", len[0])
+		ok = C.EVP_PKEY_encrypt(ctx, out, len, data, #data) > 0
+	end
+	if ctx ~= nil then
+		C.EVP_PKEY_CTX_free(ctx)
+	end
+	C.EVP_PKEY_free(key)
+	if not ok then
+		fail("RSA encryption of the password failed")
+	end
+	return ffi.string(out, len[0])
+end
+
 local function xor_bytes(a, b)
 	local out = {}
 	for i = 1, #a do
@@ -546,8 +596,20 @@ local function send_raw(so, data)
 	end
 end
 
--- after the handshake response: follow auth switches and caching_sha2 fast auth until OK
-local function finish_auth(self, so, password)
+-- caching_sha2_password full authentication without TLS: ask for the server's RSA public key
+-- and send the password (NUL-terminated, XORed with the scramble) encrypted with it
+local function send_encrypted_password(self, so, password, scramble)
+	send_raw(so, frame("\2", self.__seq + 1))
+	local p = read_packet(self, so)
+	if byte(p, 1) ~= 0x01 then
+		fail("expected the server's public key, got a packet starting 0x%02x", byte(p, 1))
+	end
+	local plain = xor_bytes(password .. "\0", sub(scramble, 1, 20))
+	send_raw(so, frame(rsa_encrypt(sub(p, 2), plain), self.__seq + 1))
+end
+
+-- after the handshake response: follow auth switches and caching_sha2 fast/full auth until OK
+local function finish_auth(self, so, password, scramble)
 	while true do
 		local p, kind = read_packet(self, so)
 		if kind == "OK" then
@@ -557,12 +619,11 @@ local function finish_auth(self, so, password)
 			fail("errno:%d, msg:%s,sqlstate:%s", errno, msg, tostring(sqlstate))
 		elseif kind == "EOF" or byte(p, 1) == 0xfe then -- auth switch request
 			local plugin, pos = cstring(p, 2)
-			local scramble = sub(p, pos):gsub("%z$", "")
+			scramble = sub(p, pos):gsub("%z$", "")
 			local make = auth_plugins[plugin] or fail("unsupported auth plugin %s", plugin)
 			send_raw(so, frame(make(password, scramble), self.__seq + 1))
 		elseif byte(p, 1) == 0x01 and byte(p, 2) == 0x04 then
-			fail("caching_sha2_password full authentication needs TLS or RSA, which this driver"
-				.. " does not do: log in once with the mysql client to fill the server's cache")
+			send_encrypted_password(self, so, password, scramble)
 		elseif byte(p, 1) ~= 0x01 or byte(p, 2) ~= 0x03 then -- 01 03: fast auth passed, OK next
 			fail("unexpected packet during authentication (0x%02x)", byte(p, 1))
 		end
@@ -588,7 +649,7 @@ local function login(self, opts)
 				plugin, "\0",
 			}
 			send_raw(so, frame(payload, self.__seq + 1))
-			finish_auth(self, so, password)
+			finish_auth(self, so, password, scramble)
 			return true, true
 		end
 		channel:response(auth_reader)
@@ -719,7 +780,10 @@ local function execute_packet(stmt, n, args)
 				types[i], values[#values + 1] = encode_param(v)
 			end
 		end
-		body[#body + 1] = char(unpack(nulls)) .. "\1" .. table.concat(types) .. table.concat(values)
+		for i, bits in ipairs(nulls) do
+			nulls[i] = char(bits)
+		end
+		body[#body + 1] = table.concat(nulls) .. "\1" .. table.concat(types) .. table.concat(values)
 	end
 	return frame(table.concat(body), 0)
 end
