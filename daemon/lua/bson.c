@@ -40,9 +40,9 @@ enum {
     BSON_MINKEY = 255,
 };
 
-#define BSON_MAX_DEPTH 128   /* nesting bound, encoding and decoding (Skynet's encoder bound) */
-#define BSON_META "bson"     /* metatable of encoded documents (userdata holding the bytes) */
-#define BSON_INDEX_SHIFT 5   /* makeindex packs type | offset << 5 */
+#define BSON_MAX_DEPTH 128 /* nesting bound, encoding and decoding (Skynet's encoder bound) */
+#define BSON_META "bson"   /* metatable of encoded documents (userdata holding the bytes) */
+#define BSON_INDEX_SHIFT 5 /* makeindex packs type | offset << 5 */
 
 /* ---- output buffer: malloc'd, owned by a userdata box so a Lua error cannot leak it ---- */
 
@@ -133,8 +133,8 @@ static void bson_write_number(lua_State *L, struct bson_buf *b, const char *key,
     int kind = seri_integer_value(L, -1, &v);
     if (kind == SERI_INT_UINT64_HIGH)
         luaL_error(L, "integer overflow: uint64 value does not fit int64");
-    int negzero = lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) == 0 &&
-                  1 / lua_tonumber(L, -1) < 0;
+    int negzero =
+        lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) == 0 && 1 / lua_tonumber(L, -1) < 0;
     if (kind == SERI_INT_NONE || negzero) {
         double d = lua_tonumber(L, -1);
         uint64_t bits;
@@ -151,6 +151,8 @@ static void bson_write_number(lua_State *L, struct bson_buf *b, const char *key,
 }
 
 /* A special value: "\0" <type> <payload> (see the constructors below). */
+static void bson_check_raw(lua_State *L, int type, const unsigned char *p, size_t n);
+
 static void bson_write_special(lua_State *L, struct bson_buf *b, const char *key, size_t klen,
                                const unsigned char *s, size_t n)
 {
@@ -181,8 +183,7 @@ static void bson_write_special(lua_State *L, struct bson_buf *b, const char *key
             luaL_error(L, type == BSON_INT64 ? "Invalid int64" : "Invalid timestamp");
         break;
     case BSON_REGEX: /* payload: pattern \0 options \0 */
-        if (n < 2 || p[n - 1] != 0 || memchr(p, 0, n - 1) == NULL)
-            luaL_error(L, "Invalid regex");
+        bson_check_raw(L, type, p, n);
         break;
     case BSON_MINKEY:
     case BSON_MAXKEY:
@@ -193,7 +194,8 @@ static void bson_write_special(lua_State *L, struct bson_buf *b, const char *key
     case BSON_JSCODE:
     case BSON_SYMBOL:
     case BSON_CODEWS:
-    case BSON_DBPOINTER: /* raw element bytes as the decoder kept them */
+    case BSON_DBPOINTER: /* raw element bytes as the decoder kept them: check them with it */
+        bson_check_raw(L, type, p, n);
         break;
     default:
         luaL_error(L, "Invalid subtype %d", type);
@@ -574,6 +576,16 @@ static void bson_read_doc(struct bson_reader *r, int array, int depth)
     }
 }
 
+/* A raw element payload (code, symbol, db pointer) must be exactly one well-formed value. */
+static void bson_check_raw(lua_State *L, int type, const unsigned char *p, size_t n)
+{
+    struct bson_reader r = {L, p, n};
+    bson_read_value(&r, type, 0);
+    lua_pop(L, 1);
+    if (r.n != 0)
+        luaL_error(L, "Invalid bson value for type %d", type);
+}
+
 /* The bytes of a document argument: a bson userdata, a string, or (as Skynet's mongo driver
  * passes) a light userdata whose own length header is trusted. */
 static const unsigned char *bson_source(lua_State *L, int idx, size_t *n)
@@ -612,11 +624,19 @@ static char bson_index_marker; /* key in a document's index table (its userdata 
 static int field_size(int type)
 {
     switch (type) {
-    case BSON_REAL: case BSON_DATE: case BSON_TIMESTAMP: case BSON_INT64: return 8;
-    case BSON_INT32: return 4;
-    case BSON_BOOLEAN: return 1;
-    case BSON_OBJECTID: return 12;
-    default: return 0;
+    case BSON_REAL:
+    case BSON_DATE:
+    case BSON_TIMESTAMP:
+    case BSON_INT64:
+        return 8;
+    case BSON_INT32:
+        return 4;
+    case BSON_BOOLEAN:
+        return 1;
+    case BSON_OBJECTID:
+        return 12;
+    default:
+        return 0;
     }
 }
 
@@ -740,8 +760,8 @@ static int l_timestamp(lua_State *L)
 {
     static _Atomic uint32_t next_inc;
     unsigned char v[8];
-    uint32_t inc = lua_isnoneornil(L, 2) ? atomic_fetch_add(&next_inc, 1)
-                                         : (uint32_t)luaL_checkinteger(L, 2);
+    uint32_t inc =
+        lua_isnoneornil(L, 2) ? atomic_fetch_add(&next_inc, 1) : (uint32_t)luaL_checkinteger(L, 2);
     put_le(v, inc, 4);
     put_le(v + 4, (uint64_t)luaL_checkinteger(L, 1), 4);
     bson_push_special(L, BSON_TIMESTAMP, v, 8, "", 0);
@@ -805,9 +825,10 @@ static void oid_init(void)
 
 static int hexval(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static int l_objectid(lua_State *L)
@@ -890,10 +911,19 @@ static int type_special(lua_State *L, int type, const unsigned char *p, size_t n
         lua_pushlstring(L, (const char *)z + 1, n - 2 - (size_t)(z - p));
         return 3;
     }
-    case BSON_MINKEY: lua_pushliteral(L, "minkey"); return 1;
-    case BSON_MAXKEY: lua_pushliteral(L, "maxkey"); return 1;
-    case BSON_NULL: lua_pushliteral(L, "nil"); return 1;
-    case BSON_JSCODE: case BSON_DBPOINTER: case BSON_SYMBOL: case BSON_CODEWS:
+    case BSON_MINKEY:
+        lua_pushliteral(L, "minkey");
+        return 1;
+    case BSON_MAXKEY:
+        lua_pushliteral(L, "maxkey");
+        return 1;
+    case BSON_NULL:
+        lua_pushliteral(L, "nil");
+        return 1;
+    case BSON_JSCODE:
+    case BSON_DBPOINTER:
+    case BSON_SYMBOL:
+    case BSON_CODEWS:
         lua_pushliteral(L, "unsupported");
         lua_pushlstring(L, (const char *)p, n);
         return 2;
@@ -932,13 +962,22 @@ static int l_type(lua_State *L)
 int luaopen_bson(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"encode", l_encode},       {"encode_order", l_encode_order}, {"decode", l_decode},
-        {"date", l_date},           {"timestamp", l_timestamp},       {"regex", l_regex},
-        {"binary", l_binary},       {"objectid", l_objectid},         {"int64", l_int64},
-        {"type", l_type},           {NULL, NULL},
+        {"encode", l_encode},
+        {"encode_order", l_encode_order},
+        {"decode", l_decode},
+        {"date", l_date},
+        {"timestamp", l_timestamp},
+        {"regex", l_regex},
+        {"binary", l_binary},
+        {"objectid", l_objectid},
+        {"int64", l_int64},
+        {"type", l_type},
+        {NULL, NULL},
     };
     static const luaL_Reg methods[] = {
-        {"decode", l_decode}, {"makeindex", l_makeindex}, {NULL, NULL},
+        {"decode", l_decode},
+        {"makeindex", l_makeindex},
+        {NULL, NULL},
     };
     if (luaL_newmetatable(L, BSON_META)) {
         lua_createtable(L, 0, 2);
@@ -954,8 +993,13 @@ int luaopen_bson(lua_State *L)
     lua_pop(L, 1);
     lua_createtable(L, 0, 13);
     luaL_register(L, NULL, funcs);
-    static const struct { const char *name; char type; } consts[] = {
-        {"null", (char)BSON_NULL}, {"minkey", (char)BSON_MINKEY}, {"maxkey", (char)BSON_MAXKEY},
+    static const struct {
+        const char *name;
+        char type;
+    } consts[] = {
+        {"null", (char)BSON_NULL},
+        {"minkey", (char)BSON_MINKEY},
+        {"maxkey", (char)BSON_MAXKEY},
     };
     for (size_t i = 0; i < sizeof consts / sizeof *consts; i++) {
         char v[2] = {0, consts[i].type};

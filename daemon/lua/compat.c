@@ -1,8 +1,8 @@
 /* compat: the Lua 5.3/5.4 library functions Skynet code calls, for LuaJIT services:
- * string.pack/unpack/packsize, table.move, math.type/tointeger/maxinteger/mininteger/ult, and
- * utf8 (Debian's lua-compat53 C module). Integers follow skyjet's int64 policy (seri.h), so
- * string.pack/unpack and skynet.pack agree on every 64-bit value. Pure functions over one
- * lua_State; any thread. */
+ * string.pack/unpack/packsize, math.type/tointeger/maxinteger/mininteger/ult, and utf8 (Debian's
+ * lua-compat53 C module); table.move is LuaJIT 2.1's own. Integers follow skyjet's int64 policy
+ * (seri.h), so string.pack/unpack and skynet.pack agree on every 64-bit value. Pure functions
+ * over one lua_State; any thread. */
 #include "compat.h"
 
 #include "seri.h"
@@ -16,20 +16,20 @@
 
 /* ---- string.pack / string.unpack / string.packsize ------------------------------------ */
 
-#define PACK_MAXINT 16     /* widest integer option (i16) */
-#define PACK_MAXALIGN 8    /* the default and largest "!" alignment */
+#define PACK_MAXINT 16  /* widest integer option (i16) */
+#define PACK_MAXALIGN 8 /* the default and largest "!" alignment */
 
 enum pack_kind {
-    PK_INT,     /* signed integer of `size` bytes */
-    PK_UINT,    /* unsigned integer */
-    PK_FLOAT,   /* f */
-    PK_DOUBLE,  /* d, n */
-    PK_FIXED,   /* c[n]: a string of exactly size bytes */
-    PK_LENSTR,  /* s[n]: length prefix of size bytes, then the bytes */
-    PK_ZSTR,    /* z */
-    PK_PAD,     /* x: one zero byte */
-    PK_ALIGN,   /* X: align to the next option's size */
-    PK_NOP      /* a setting (< > = !) or a space */
+    PK_INT,    /* signed integer of `size` bytes */
+    PK_UINT,   /* unsigned integer */
+    PK_FLOAT,  /* f */
+    PK_DOUBLE, /* d, n */
+    PK_FIXED,  /* c[n]: a string of exactly size bytes */
+    PK_LENSTR, /* s[n]: length prefix of size bytes, then the bytes */
+    PK_ZSTR,   /* z */
+    PK_PAD,    /* x: one zero byte */
+    PK_ALIGN,  /* X: align to the next option's size */
+    PK_NOP     /* a setting (< > = !) or a space */
 };
 
 struct pack_state {
@@ -39,10 +39,7 @@ struct pack_state {
     int maxalign; /* "!" setting */
 };
 
-static int pack_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
+static int pack_digit(char c) { return c >= '0' && c <= '9'; }
 
 /* An optional decimal size after an option; dflt when none is written. */
 static int pack_size(struct pack_state *st, int dflt)
@@ -69,30 +66,70 @@ static enum pack_kind pack_option(struct pack_state *st, int *size)
     char c = *st->fmt++;
     *size = 0;
     switch (c) {
-    case 'b': *size = 1; return PK_INT;
-    case 'B': *size = 1; return PK_UINT;
-    case 'h': *size = 2; return PK_INT;
-    case 'H': *size = 2; return PK_UINT;
-    case 'l': case 'j': *size = 8; return PK_INT;
-    case 'L': case 'J': case 'T': *size = 8; return PK_UINT;
-    case 'i': *size = pack_intsize(st, 4); return PK_INT;
-    case 'I': *size = pack_intsize(st, 4); return PK_UINT;
-    case 'f': *size = 4; return PK_FLOAT;
-    case 'd': case 'n': *size = 8; return PK_DOUBLE;
-    case 's': *size = pack_intsize(st, 8); return PK_LENSTR;
-    case 'z': return PK_ZSTR;
-    case 'x': *size = 1; return PK_PAD;
-    case 'X': return PK_ALIGN;
+    case 'b':
+        *size = 1;
+        return PK_INT;
+    case 'B':
+        *size = 1;
+        return PK_UINT;
+    case 'h':
+        *size = 2;
+        return PK_INT;
+    case 'H':
+        *size = 2;
+        return PK_UINT;
+    case 'l':
+    case 'j':
+        *size = 8;
+        return PK_INT;
+    case 'L':
+    case 'J':
+    case 'T':
+        *size = 8;
+        return PK_UINT;
+    case 'i':
+        *size = pack_intsize(st, 4);
+        return PK_INT;
+    case 'I':
+        *size = pack_intsize(st, 4);
+        return PK_UINT;
+    case 'f':
+        *size = 4;
+        return PK_FLOAT;
+    case 'd':
+    case 'n':
+        *size = 8;
+        return PK_DOUBLE;
+    case 's':
+        *size = pack_intsize(st, 8);
+        return PK_LENSTR;
+    case 'z':
+        return PK_ZSTR;
+    case 'x':
+        *size = 1;
+        return PK_PAD;
+    case 'X':
+        return PK_ALIGN;
     case 'c':
         *size = pack_size(st, -1);
         if (*size < 0)
             luaL_error(st->L, "missing size for format option 'c'");
         return PK_FIXED;
-    case ' ': return PK_NOP;
-    case '<': case '=': st->little = 1; return PK_NOP;
-    case '>': st->little = 0; return PK_NOP;
-    case '!': st->maxalign = pack_intsize(st, PACK_MAXALIGN); return PK_NOP;
-    default: luaL_error(st->L, "invalid format option '%c'", c); return PK_NOP;
+    case ' ':
+        return PK_NOP;
+    case '<':
+    case '=':
+        st->little = 1;
+        return PK_NOP;
+    case '>':
+        st->little = 0;
+        return PK_NOP;
+    case '!':
+        st->maxalign = pack_intsize(st, PACK_MAXALIGN);
+        return PK_NOP;
+    default:
+        luaL_error(st->L, "invalid format option '%c'", c);
+        return PK_NOP;
     }
 }
 
@@ -137,8 +174,7 @@ static int64_t pack_check_integer(lua_State *L, int arg)
     return v;
 }
 
-static void pack_integer(struct pack_state *st, luaL_Buffer *b, int arg, enum pack_kind k,
-                         int size)
+static void pack_integer(struct pack_state *st, luaL_Buffer *b, int arg, enum pack_kind k, int size)
 {
     int64_t v = pack_check_integer(st->L, arg);
     if (size < 8) {
@@ -151,8 +187,7 @@ static void pack_integer(struct pack_state *st, luaL_Buffer *b, int arg, enum pa
     pack_put_int(b, (uint64_t)v, size, st->little, v < 0);
 }
 
-static void pack_string(struct pack_state *st, luaL_Buffer *b, int arg, enum pack_kind k,
-                        int size)
+static void pack_string(struct pack_state *st, luaL_Buffer *b, int arg, enum pack_kind k, int size)
 {
     size_t len;
     const char *s = luaL_checklstring(st->L, arg, &len);
@@ -339,32 +374,6 @@ static int l_unpack(lua_State *L)
     return n + 1;
 }
 
-/* ---- table.move ------------------------------------------------------------------------ */
-
-/* table.move(a1, f, e, t [, a2]): a2[t..] = a1[f..e], copying in the safe direction. */
-static int l_move(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
-    lua_Integer t = luaL_checkinteger(L, 4);
-    int dst = lua_isnoneornil(L, 5) ? 1 : 5;
-    luaL_checktype(L, dst, LUA_TTABLE);
-    if (e >= f) {
-        luaL_argcheck(L, f > 0 || e < INT32_MAX + f, 3, "too many elements to move");
-        luaL_argcheck(L, t <= INT32_MAX - (e - f), 4, "destination wrap around");
-        int forward = t > e || t <= f || dst != 1;
-        for (lua_Integer i = 0; i <= e - f; i++) {
-            lua_Integer j = forward ? i : e - f - i;
-            lua_pushinteger(L, t + j);
-            lua_pushinteger(L, f + j);
-            lua_gettable(L, 1);
-            lua_settable(L, dst);
-        }
-    }
-    lua_pushvalue(L, dst);
-    return 1;
-}
-
 /* ---- math ------------------------------------------------------------------------------ */
 
 /* math.type(x): "integer" for what skynet.pack sends as an integer (A.9: integral, in range, not
@@ -407,7 +416,9 @@ static int l_math_ult(lua_State *L)
 int compat_open_math(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"type", l_math_type}, {"tointeger", l_math_tointeger}, {"ult", l_math_ult},
+        {"type", l_math_type},
+        {"tointeger", l_math_tointeger},
+        {"ult", l_math_ult},
         {NULL, NULL},
     };
     lua_pushcfunction(L, luaopen_math);
@@ -446,15 +457,30 @@ int compat_open_utf8(lua_State *L)
     return 1;
 }
 
-/* The string table's __index: pack, unpack and packsize are registered on first use, so an idle
- * service does not grow its string table (a rehash to 32 slots) for functions it never calls. */
-static int compat_string_index(lua_State *L)
+/* Lazy fields: string.pack/unpack/packsize are put in the string table the first time a service
+ * reads one, so an idle service's string table stays small (it would rehash to 32 slots). */
+static const luaL_Reg compat_string_funcs[] = {
+    {"pack", l_pack},
+    {"unpack", l_unpack},
+    {"packsize", l_packsize},
+    {NULL, NULL},
+};
+
+/* Is the table at index 1 package.loaded[lib]? */
+static int compat_is_lib(lua_State *L, const char *lib)
 {
-    static const luaL_Reg funcs[] = {
-        {"pack", l_pack}, {"unpack", l_unpack}, {"packsize", l_packsize}, {NULL, NULL},
-    };
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    lua_getfield(L, -1, lib);
+    int same = lua_rawequal(L, -1, 1);
+    lua_pop(L, 2);
+    return same;
+}
+
+int compat_lazy_field(lua_State *L)
+{
     const char *key = lua_tostring(L, 2);
-    for (const luaL_Reg *f = funcs; key && f->name; f++) {
+    const luaL_Reg *funcs = compat_is_lib(L, LUA_STRLIBNAME) ? compat_string_funcs : NULL;
+    for (const luaL_Reg *f = funcs; key && f && f->name; f++) {
         if (strcmp(key, f->name) == 0) {
             for (const luaL_Reg *g = funcs; g->name; g++) {
                 lua_pushcfunction(L, g->func);
@@ -470,13 +496,7 @@ static int compat_string_index(lua_State *L)
 void compat_install(lua_State *L)
 {
     lua_getglobal(L, LUA_STRLIBNAME);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, compat_string_index);
-    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -2);
     lua_setmetatable(L, -2);
-    lua_pop(L, 1);
-    lua_getglobal(L, LUA_TABLIBNAME);
-    lua_pushcfunction(L, l_move);
-    lua_setfield(L, -2, "move");
     lua_pop(L, 1);
 }

@@ -1,12 +1,15 @@
-/* compat: Lua 5.3/5.4 library functions for LuaJIT services (string.pack family, table.move,
- * math.type & co, utf8), under skyjet's int64 policy. */
+/* compat: Lua 5.3/5.4 library functions for LuaJIT services (string.pack family, math.type &
+ * co, utf8), under skyjet's int64 policy. */
 #ifndef SKYJET_COMPAT_H
 #define SKYJET_COMPAT_H
 
 #include <lua.h>
 
-/* Give a fresh state's string table its lazy pack/unpack/packsize and table.move. */
+/* Give the string library the metatable on top of the stack (_G's, whose __index calls
+ * compat_lazy_field for it), so string.pack/unpack/packsize appear on first use.
+ * compat_lazy_field(t, key) installs them and returns the value, or returns nothing. */
 void compat_install(lua_State *L);
+int compat_lazy_field(lua_State *L);
 /* Openers for the lazy libraries: the math library plus type/tointeger/ult/maxinteger/
  * mininteger, and utf8 (Debian's lua-compat53 module). */
 int compat_open_math(lua_State *L);

@@ -471,14 +471,22 @@ static int l_hmac_sha1(lua_State *L)
 int luaopen_skynet_crypt(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"hashkey", l_hashkey},         {"randomkey", l_randomkey},
-        {"desencode", l_desencode},     {"desdecode", l_desdecode},
-        {"hexencode", l_hexencode},     {"hexdecode", l_hexdecode},
-        {"hmac64", l_hmac64},           {"hmac64_md5", l_hmac64_md5},
-        {"dhexchange", l_dhexchange},   {"dhsecret", l_dhsecret},
-        {"base64encode", l_base64encode}, {"base64decode", l_base64decode},
-        {"sha1", l_sha1},               {"hmac_sha1", l_hmac_sha1},
-        {"hmac_hash", l_hmac_hash},     {"xor_str", l_xor_str},
+        {"hashkey", l_hashkey},
+        {"randomkey", l_randomkey},
+        {"desencode", l_desencode},
+        {"desdecode", l_desdecode},
+        {"hexencode", l_hexencode},
+        {"hexdecode", l_hexdecode},
+        {"hmac64", l_hmac64},
+        {"hmac64_md5", l_hmac64_md5},
+        {"dhexchange", l_dhexchange},
+        {"dhsecret", l_dhsecret},
+        {"base64encode", l_base64encode},
+        {"base64decode", l_base64decode},
+        {"sha1", l_sha1},
+        {"hmac_sha1", l_hmac_sha1},
+        {"hmac_hash", l_hmac_hash},
+        {"xor_str", l_xor_str},
         {NULL, NULL},
     };
     lua_createtable(L, 0, 17);

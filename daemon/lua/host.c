@@ -348,6 +348,40 @@ void host_set_dispatcher(lua_State *L, int index, int forward)
 
 /* ---- launch --------------------------------------------------------------------------- */
 
+/* C modules linked into the binary that services load only on require: package.loaders[1]
+ * looks them up here after package.preload, so they cost an idle service nothing (an entry each
+ * in every state's package.preload would grow that table past its 16 slots: ~0.8 KiB/service). */
+static const luaL_Reg builtin_modules[] = {
+    {"skynet.crypt", luaopen_skynet_crypt},
+    {"crypt", luaopen_crypt_alias},
+    {"md5", luaopen_md5},
+    {"bson", luaopen_bson},
+    {NULL, NULL},
+};
+
+/* package.loaders[1] replacement: package.preload[name], then builtin_modules. */
+static int searcher_preload(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_getglobal(L, "package");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "preload");
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, name);
+            if (!lua_isnil(L, -1))
+                return 1;
+        }
+    }
+    for (const luaL_Reg *m = builtin_modules; m->name; m++) {
+        if (strcmp(m->name, name) == 0) {
+            lua_pushcfunction(L, m->func);
+            return 1;
+        }
+    }
+    lua_pushfstring(L, "\n\tno field package.preload['%s']", name);
+    return 1;
+}
+
 static int preload(lua_State *L, const char *name, lua_CFunction f)
 {
     lua_getglobal(L, "package");
@@ -386,6 +420,8 @@ static const struct {
  * stays right) and returns it; any other missing global is nil as usual. */
 static int lazy_global(lua_State *L)
 {
+    if (!lua_rawequal(L, 1, LUA_GLOBALSINDEX)) /* the string library shares it (compat.h) */
+        return compat_lazy_field(L);
     const char *name = lua_tostring(L, 2);
     for (size_t i = 0; name && i < sizeof lazy_libs / sizeof *lazy_libs; i++) {
         if (strcmp(name, lazy_libs[i].name) == 0) {
@@ -437,7 +473,6 @@ static void open_libs(lua_State *L)
         lua_pushstring(L, lib->name);
         lua_call(L, 1, 0);
     }
-    compat_install(L);
     for (size_t i = 0; i < sizeof lazy_libs / sizeof *lazy_libs; i++)
         preload(L, lazy_libs[i].name, lazy_libs[i].open);
     lua_register(L, "print", host_print);
@@ -445,6 +480,7 @@ static void open_libs(lua_State *L)
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, lazy_global);
     lua_setfield(L, -2, "__index");
+    compat_install(L); /* the string library gets the same metatable */
     lua_setmetatable(L, -2);
     lua_pop(L, 1);
 }
@@ -482,10 +518,6 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
     preload(L, "socketdriver", luaopen_socketdriver);
     preload(L, "skynet.cluster.core", luaopen_cluster_core);
     preload(L, "skynet.crypto", luaopen_skynet_crypto);
-    preload(L, "skynet.crypt", luaopen_skynet_crypt);
-    preload(L, "crypt", luaopen_crypt_alias);
-    preload(L, "md5", luaopen_md5);
-    preload(L, "bson", luaopen_bson);
     preload(L, "cluster.core", luaopen_cluster_core);
     preload(L, "skynet.sharetree", luaopen_skynet_sharetree);
     preload(L, "skynet.stm", luaopen_skynet_stm);
@@ -495,6 +527,8 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");
+    lua_pushcfunction(L, searcher_preload);
+    lua_rawseti(L, -2, 1);
     lua_pushcfunction(L, searcher_lua);
     lua_rawseti(L, -2, 2);
     lua_pop(L, 2);

@@ -82,8 +82,8 @@ static int l_exor(lua_State *L)
 int luaopen_md5(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"sum", l_sum}, {"sumhexa", l_sumhexa}, {"hmacmd5", l_hmacmd5}, {"exor", l_exor},
-        {NULL, NULL},
+        {"sum", l_sum},   {"sumhexa", l_sumhexa}, {"hmacmd5", l_hmacmd5},
+        {"exor", l_exor}, {NULL, NULL},
     };
     lua_createtable(L, 0, 4);
     luaL_register(L, NULL, funcs);

@@ -165,6 +165,10 @@ T.case("encoder_rejects_what_bson_cannot_hold", function()
 	T.raises(bson.encode, "Invalid key type : boolean", { [true] = 1 })
 	T.raises(bson.encode, "Invalid subtype 99", { x = "\0\99" })
 	T.raises(bson.encode, "Invalid object id", { x = "\0\7abc" })
+	T.raises(bson.encode, "Invalid bson", { x = "\0\15h\5\0" }, "raw code must be well formed")
+	T.raises(bson.encode, "Invalid bson value for type 11", { x = "\0\11\0\0\0" })
+	local code = "\0\13" .. string.pack("<s4", "f()\0")
+	T.eq(bson.decode(bson.encode({ x = code })).x, code, "well-formed raw code round-trips")
 	local deep = {}
 	for _ = 1, 200 do
 		deep = { deep }
