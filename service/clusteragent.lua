@@ -378,13 +378,14 @@ end
 -- Taking the socket over from clusterd: driver.start makes us its owner and the reactor confirms
 -- with OPEN, after everything it read for clusterd has reached clusterd; only then do we ask
 -- clusterd for those bytes (takeover), so none is lost or reordered. Events that reach us before
--- that wait in `early`.
+-- that wait in `early`. (clusterd pauses a socket whose agent is slow to start; any such pause is
+-- queued before clusterd answers takeover, so starting the socket again after it is enough.)
 local opened, taken = false, false
 local early = {} -- DATA events before takeover: { data, size }, ...
 local early_close -- CLOSE/ERROR before takeover: the reason
 
 local function takeover()
-	local data = skynet.call(clusterd, "lua", "takeover", fd, serial, skynet.self())
+	local data, paused = skynet.call(clusterd, "lua", "takeover", fd, serial, skynet.self())
 	if not data then -- clusterd dropped the connection meanwhile
 		closed = true
 		for _, e in ipairs(early) do
@@ -392,6 +393,9 @@ local function takeover()
 		end
 		driver.close(fd)
 		skynet.exit()
+	end
+	if paused then -- clusterd's pause may have reached the reactor after our start
+		driver.start(fd)
 	end
 	buffer:push(data)
 	for _, e in ipairs(early) do

@@ -113,8 +113,10 @@ local function on_data(fd, data, size)
 			c.state = "starting"
 			skynet.fork(start_agent, c)
 		end
-	elseif #c.data > 4 * 65536 then
-		driver.pause(fd) -- the agent, starting, resumes it
+	elseif #c.data > 4 * 65536 and not c.paused then
+		-- the agent may have taken the socket over already: it resumes it after takeover
+		c.paused = true
+		driver.pause(fd)
 	end
 end
 
@@ -199,14 +201,15 @@ function listener.agents()
 	return t
 end
 
--- An agent has taken its socket over: the bytes read so far (nil: the link is gone).
+-- An agent has taken its socket over: the bytes read so far (nil: the link is gone), and true
+-- when clusterd paused the socket (the agent must resume it: the pause may have come last).
 function listener.takeover(fd, serial, agent)
 	local c = conns[fd]
 	if not c or c.serial ~= serial then
 		return nil
 	end
 	c.state, c.agent = "agent", agent
-	local data = c.data
+	local data, paused = c.data, c.paused
 	c.data = nil
 	if c.holding then -- the node began stopping while the agent started
 		skynet.fork(function()
@@ -214,7 +217,7 @@ function listener.takeover(fd, serial, agent)
 			release_hold(c)
 		end)
 	end
-	return data
+	return data, paused
 end
 
 -- An agent's socket closed.
