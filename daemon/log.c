@@ -12,12 +12,16 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static FILE *log_file;        /* NULL = stderr */
-static char *log_path;        /* the open file's path, for log_reopen */
+static FILE *log_file; /* NULL = stderr */
+static char *log_path; /* the open file's path, for log_reopen */
 static atomic_int log_level = LOG_INFO;
 static atomic_uint_fast64_t log_counts[4];
+static int log_local_time; /* set once before the workers start */
+
+static const char *const level_colours[] = {"\x1b[2m", "", "\x1b[33m", "\x1b[31m"};
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -68,6 +72,7 @@ void log_close(void)
 }
 
 void log_set_level(enum log_level level) { atomic_store(&log_level, level); }
+void log_set_local_time(int local) { log_local_time = local; }
 enum log_level log_get_level(void) { return (enum log_level)atomic_load(&log_level); }
 
 int log_level_parse(const char *name)
@@ -90,24 +95,57 @@ uint64_t log_count(enum log_level level)
     return (unsigned)level < 4 ? atomic_load(&log_counts[level]) : 0;
 }
 
+/* "2026-12-06T05:10:14.425Z" or "2026-12-06T06:10:14.425+01:00" into buf (>= 32 bytes). */
+static int format_time(char *buf, size_t n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    if (log_local_time)
+        localtime_r(&ts.tv_sec, &tm);
+    else
+        gmtime_r(&ts.tv_sec, &tm);
+    size_t used = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    used += (size_t)snprintf(buf + used, n - used, ".%03ld", ts.tv_nsec / 1000000);
+    if (!log_local_time)
+        return (int)(used + (size_t)snprintf(buf + used, n - used, "Z"));
+    long off = tm.tm_gmtoff / 60;
+    return (int)(used + (size_t)snprintf(buf + used, n - used, "%c%02ld:%02ld", off < 0 ? '-' : '+',
+                                         labs(off) / 60, labs(off) % 60));
+}
+
+/* The text, every line after the first indented by two spaces (trailing newlines dropped). */
+static void write_text(FILE *f, const char *text, size_t len)
+{
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    for (;;) {
+        const char *nl = memchr(text, '\n', len);
+        size_t line = nl ? (size_t)(nl - text) + 1 : len;
+        fwrite(text, 1, line, f);
+        if (!nl)
+            break;
+        fputs("  ", f);
+        text += line;
+        len -= line;
+    }
+    fputc('\n', f);
+}
+
 void log_text(uint32_t source, enum log_level level, const char *text, size_t len)
 {
     if ((int)level < atomic_load(&log_level))
         return;
-    atomic_fetch_add(&log_counts[(unsigned)level & 3], 1);
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    localtime_r(&tv.tv_sec, &tm);
-    char head[64];
-    int n = snprintf(head, sizeof head, "%02d/%02d/%02d %02d:%02d:%02d.%02d %s [:%08x] ", tm.tm_mday,
-                     tm.tm_mon + 1, tm.tm_year % 100, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(tv.tv_usec / 10000), level_names[(unsigned)level & 3], source);
+    unsigned lv = (unsigned)level & 3;
+    atomic_fetch_add(&log_counts[lv], 1);
+    char when[48];
+    format_time(when, sizeof when);
     pthread_mutex_lock(&log_lock);
     FILE *f = log_file ? log_file : stderr;
-    fwrite(head, 1, (size_t)n, f);
-    fwrite(text, 1, len, f);
-    fputc('\n', f);
+    int colour = level_colours[lv][0] && isatty(fileno(f));
+    fprintf(f, "%s %s%s%s [:%08x] ", when, colour ? level_colours[lv] : "", level_names[lv],
+            colour ? "\x1b[0m" : "", source);
+    write_text(f, text, len);
     fflush(f);
     pthread_mutex_unlock(&log_lock);
 }

@@ -1,7 +1,10 @@
-/* log: the node's log sink. Any thread may call log_*; one mutex orders whole lines.
- * Line format: "dd/mm/yy HH:MM:SS.cc LEVEL [:%08x] text\n" (the "[:%08x] " prefix sits right
- * before the text so Skynet log scrapers still match). Output is stderr until log_open() names a
- * file; log_reopen() reopens that file (SIGUSR1, logrotate). */
+/* log: the node's log sink. Any thread may call log_*; one mutex orders whole entries.
+ * Entry format: "2026-12-06T05:10:14.425Z LEVEL [:%08x] text\n", the time ISO-8601 with
+ * milliseconds and the zone offset (UTC by default, local time with log_set_local_time); the
+ * "[:%08x] " prefix sits right before the text so Skynet log scrapers still match. A multi-line
+ * text (a traceback) continues on lines indented by two spaces, so every line that starts in
+ * column 0 starts an entry. The level is coloured only when the output is a terminal. Output is
+ * stderr until log_open() names a file; log_reopen() reopens that file (SIGUSR1, logrotate). */
 #ifndef SKYJET_LOG_H
 #define SKYJET_LOG_H
 
@@ -16,6 +19,8 @@ int log_open(const char *path);
 int log_reopen(void);
 void log_close(void);
 void log_set_level(enum log_level level);
+/* Timestamps in local time (with its offset) instead of UTC. Call before other threads log. */
+void log_set_local_time(int local);
 enum log_level log_get_level(void);
 /* "debug"/"info"/"warn"/"error" -> level, or -1. */
 int log_level_parse(const char *name);

@@ -1,8 +1,9 @@
-/* main: the skyjet process. Reads the command line and the INI file, wires the floors together
- * (log, services, clock, workers, monitor, Lua host), optionally daemonizes, launches the
- * logger and bootstrap services, then owns signals: the main thread waits in sigtimedwait while
- * every other thread has all signals blocked. It exits when no service is left (abort) or on
- * SIGTERM/SIGINT. */
+/* main: the skyjet process in three steps. node_start reads the command line and the INI file,
+ * wires the floors together (log, services, clock, workers, monitor, Lua host), optionally
+ * daemonizes and launches the logger and bootstrap services; node_run owns signals (the main
+ * thread waits in sigtimedwait while every other thread has all signals blocked) and the start
+ * verdict; node_stop undoes exactly what node_start did. The node ends when no service is left
+ * (abort), on SIGTERM/SIGINT, or when its start failed (exit status 1). */
 #include "clock.h"
 #include "config.h"
 #include "env.h"
@@ -11,11 +12,13 @@
 #include "log.h"
 #include "logger.h"
 #include "monitor.h"
-#include "reactor.h"
-#include "socketdriver.h"
 #include "mq.h"
+#include "preflight.h"
+#include "reactor.h"
 #include "scheduler.h"
 #include "service.h"
+#include "socketdriver.h"
+#include "startup.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,12 +47,14 @@ static const char usage[] =
     "\n"
     "signals: SIGHUP reloads the cluster file, SIGUSR1 reopens the log file,\n"
     "         SIGTERM/SIGINT stop the node.\n"
+    "exit status: 0 after a normal stop, 1 when the config is invalid or the start failed\n"
+    "         (the start service or a listener it asked for), 2 for a usage error.\n"
     "\n"
     "config keys:\n";
 
 /* The folder holding lualib/ and service/: next to the binary (a build tree) or
  * <prefix>/share/skyjet (an installed tree). */
-static int find_root(char *out, size_t n)
+static int find_root(char *out)
 {
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -68,7 +73,6 @@ static int find_root(char *out, size_t n)
         if (access(probe, R_OK) == 0 && realpath(dir, out))
             return 0;
     }
-    (void)n;
     return -1;
 }
 
@@ -94,191 +98,112 @@ static void service_retired(uint32_t handle)
         reactor_close_owner(reactor, handle);
 }
 
-static int pidfile_check(const char *path)
+/* The main thread's timings, each named for what it waits for. */
+enum {
+    TICK_MS = 100,            /* signal wait; housekeeping and the start verdict run this often */
+    TRIM_QUIET_MS = 1000,     /* no launch or release for this long: churn has settled */
+    TRIM_EVERY_MS = 10000,    /* trim at least this often */
+    TRIM_RELEASED = 64,       /* services released since the last trim that make a trim worth it */
+    STOP_POLL_MS = 10,        /* graceful stop: how often in-flight work is looked at */
+    SETTLED_MS = 50,          /* ...and how long it must stay settled */
+    RETIRE_TIMEOUT_MS = 2000, /* every service retiring after the graceful phase */
+    FAILED_TIMEOUT_MS = 1000, /* the in-flight work of a node whose start failed */
+    DRAIN_TIMEOUT_MS = 2000,  /* the workers freeing the queues of released services */
+};
+
+static struct timespec ms_span(int ms)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    long pid = 0;
-    int n = fscanf(f, "%ld", &pid);
-    fclose(f);
-    if (n == 1 && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
-        fprintf(stderr, "skyjet: pidfile %s names a running process (pid %ld); not starting\n",
-                path, pid);
-        return -1;
-    }
-    return 0;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    return ts;
 }
 
-static int pidfile_write(const char *path)
+/* Poll `done` every poll_ms for up to timeout_ms; returns whether it became true. */
+static int wait_until(int (*done)(void), int timeout_ms, int poll_ms)
 {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%ld\n", (long)getpid());
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        return -1;
-    return 0;
+    struct timespec ts = ms_span(poll_ms);
+    for (int waited = 0; waited < timeout_ms; waited += poll_ms) {
+        if (done())
+            return 1;
+        nanosleep(&ts, NULL);
+    }
+    return done();
 }
 
-/* While starting in the background, the write end of a pipe the launching process reads: it
- * exits 0 once the node is up ("ok") or 1 with the reason, so `skyjet -d` (and systemd
- * Type=forking) only report success for a node that really runs. */
-static int ready_fd = -1;
+static int no_service_left(void) { return service_count() == 0 && mq_global_empty(); }
+static int queues_freed(void) { return mq_live() == 0 && mq_global_empty(); }
+static int work_settled(void) { return service_holds() <= 0 && mq_global_empty(); }
 
-static int daemonize(void)
-{
-    int p[2];
-    if (pipe(p) < 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid > 0) {
-        close(p[1]);
-        char buf[1024];
-        size_t used = 0;
-        ssize_t n;
-        while (used < sizeof buf - 1 && (n = read(p[0], buf + used, sizeof buf - 1 - used)) != 0) {
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                break;
-            }
-            used += (size_t)n;
-        }
-        buf[used] = '\0';
-        if (used >= 2 && memcmp(buf, "ok", 2) == 0)
-            _exit(0);
-        fprintf(stderr, "%s", used ? buf : "skyjet: the node stopped during start-up (see its log)\n");
-        _exit(1);
-    }
-    close(p[0]);
-    if (setsid() < 0)
-        return -1;
-    pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid > 0)
-        _exit(0);
-    ready_fd = p[1];
-    int fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        if (fd > 2)
-            close(fd);
-    }
-    return 0;
-}
-
-/* A start-up error: to stderr, or through the readiness pipe when daemonized. */
-static void startup_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void startup_error(const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof buf)
-        n = sizeof buf - 1;
-    if (ready_fd >= 0) {
-        ssize_t w = write(ready_fd, buf, (size_t)n);
-        (void)w;
-    } else {
-        fputs(buf, stderr);
-    }
-}
-
-static void startup_done(void)
-{
-    if (ready_fd >= 0) {
-        ssize_t w = write(ready_fd, "ok", 2);
-        (void)w;
-        close(ready_fd);
-        ready_fd = -1;
-    }
-}
-
-/* Give memory back to the system: after service churn has settled (at least 64 services released
- * since the last trim and no launch or release for a second: trimming during a spawn storm would
- * only make the next allocations fault the pages in again), and otherwise every 10 s. Large
- * buffers are kept in the heap between trims (see main: M_MMAP_THRESHOLD), which is what makes
- * big cluster messages fast. Called from the main loop every 100 ms. */
+/* Give memory back to the system: after service churn has settled (at least TRIM_RELEASED
+ * services released since the last trim and no launch or release for TRIM_QUIET_MS: trimming
+ * during a spawn storm would only make the next allocations fault the pages in again), and
+ * otherwise every TRIM_EVERY_MS. Large buffers are kept in the heap between trims (see
+ * tune_process: M_MMAP_THRESHOLD), which is what makes big cluster messages fast. Called from
+ * the main loop every TICK_MS. */
 static void housekeeping(void)
 {
-    static uint64_t trimmed_at, last_launched, last_released, quiet_ticks, ticks;
+    static uint64_t trimmed_at, last_launched, last_released, quiet_ms, since_trim_ms;
     uint64_t launched = service_launched_total(), released = service_released_total();
     int quiet = launched == last_launched && released == last_released;
-    quiet_ticks = quiet ? quiet_ticks + 1 : 0;
+    quiet_ms = quiet ? quiet_ms + TICK_MS : 0;
+    since_trim_ms += TICK_MS;
     last_launched = launched;
     last_released = released;
-    if ((released - trimmed_at >= 64 && quiet_ticks >= 10) || ++ticks >= 100) {
+    if ((released - trimmed_at >= TRIM_RELEASED && quiet_ms >= TRIM_QUIET_MS) ||
+        since_trim_ms >= TRIM_EVERY_MS) {
         trimmed_at = released;
-        ticks = 0;
+        since_trim_ms = 0;
         malloc_trim(0);
     }
 }
 
-/* Ask every service to go away and wait (bounded) until the queues are drained. */
-static void stop_services(int timeout_ms)
-{
-    service_abort();
-    for (int waited = 0; waited < timeout_ms; waited += 10) {
-        if (service_count() == 0 && mq_global_empty())
-            break;
-        struct timespec ts = {0, 10 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static void notify(const char *name, const char *text)
+/* A text command to a named service from the runtime (source 0). */
+static void notify_service(const char *name, const char *text)
 {
     uint32_t h = service_resolve(name);
-    if (h) {
-        char *copy = strdup(text);
-        service_send(0, h, PTYPE_TEXT, 0, copy, strlen(text));
-    }
+    char *copy = h ? strdup(text) : NULL;
+    if (copy)
+        service_send(0, h, PTYPE_TEXT, 0, copy, strlen(copy));
 }
 
-/* SIGTERM: stop accepting and starting new work, let in-flight work finish for up to
- * timeout_ms (services that still owe answers hold the node: service_hold), then retire every
- * service (their sockets close, so peers see the links go) and return. A second SIGTERM/SIGINT
- * cuts the wait short. */
-static void graceful_stop(int timeout_ms, sigset_t *signals)
+/* Stop accepting and starting new work, let in-flight work finish for up to timeout_ms
+ * (services that still owe answers hold the node: service_hold), then retire every service
+ * (their sockets close, so peers see the links go). A second SIGTERM/SIGINT cuts the wait
+ * short. */
+static void graceful_stop(int timeout_ms, const sigset_t *signals)
 {
     service_set_stopping();
-    notify(".clusterd", "shutdown");
-    notify(".launcher", "shutdown");
-    struct timespec tick = {0, 10 * 1000000};
-    int idle_ticks = 0;
-    for (int waited = 0; waited < timeout_ms; waited += 10) {
-        int sig = sigtimedwait(signals, NULL, &tick);
+    notify_service(".clusterd", "shutdown");
+    notify_service(".launcher", "shutdown");
+    struct timespec poll = ms_span(STOP_POLL_MS);
+    int settled_ms = 0, waited = 0;
+    for (; waited < timeout_ms && settled_ms < SETTLED_MS; waited += STOP_POLL_MS) {
+        int sig = sigtimedwait(signals, NULL, &poll);
         if (sig == SIGTERM || sig == SIGINT) {
             log_write(0, LOG_WARN, "second %s: stopping now", strsignal(sig));
             break;
         }
-        /* settled: nothing held and no queue has work, for 50 ms in a row */
-        idle_ticks = (service_holds() <= 0 && mq_global_empty()) ? idle_ticks + 1 : 0;
-        if (idle_ticks >= 5)
-            break;
-        if (waited + 10 >= timeout_ms)
-            log_write(0, LOG_WARN, "shutdown_timeout (%d ms) reached with work in flight",
-                      timeout_ms);
+        settled_ms = work_settled() ? settled_ms + STOP_POLL_MS : 0;
     }
-    stop_services(2000);
+    if (waited >= timeout_ms && settled_ms < SETTLED_MS)
+        log_write(0, LOG_WARN, "shutdown_timeout (%d ms) reached with work in flight", timeout_ms);
+    service_abort();
+    wait_until(no_service_left, RETIRE_TIMEOUT_MS, STOP_POLL_MS);
 }
 
-int main(int argc, char **argv)
+/* ---- the node: start, run, stop ---- */
+
+struct node {
+    struct node_config cfg;
+    char root[PATH_MAX];
+    const char *config_path;
+    int want_daemon, check_only;
+    int config_loaded, pidfile_written, log_opened, runtime_started;
+    int ready; /* the start verdict was "done" and readiness went out */
+};
+
+/* The command line. Returns -1 to go on, or the exit status (help, version, usage error). */
+static int parse_args(struct node *n, int argc, char **argv)
 {
-    const char *config_path = NULL;
-    int want_daemon = 0, check_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -289,186 +214,280 @@ int main(int argc, char **argv)
             printf("skyjet %s\n", SKYJET_VERSION);
             return 0;
         }
-        if (!strcmp(a, "-d"))
-            want_daemon = 1;
-        else if (!strcmp(a, "-t") || !strcmp(a, "--test"))
-            check_only = 1;
-        else if (a[0] == '-') {
+        if (!strcmp(a, "-d")) {
+            n->want_daemon = 1;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--test")) {
+            n->check_only = 1;
+        } else if (a[0] == '-') {
             fprintf(stderr, "skyjet: unknown option %s (try --help)\n", a);
             return 2;
-        } else if (!config_path)
-            config_path = a;
-        else {
-            fprintf(stderr, "skyjet: one config file only (got %s and %s)\n", config_path, a);
+        } else if (n->config_path) {
+            fprintf(stderr, "skyjet: one config file only (got %s and %s)\n", n->config_path, a);
             return 2;
+        } else {
+            n->config_path = a;
         }
     }
-    if (!config_path) {
+    if (!n->config_path) {
         fprintf(stderr, "skyjet: no config file given\n%s", usage);
         return 2;
     }
-    char root[PATH_MAX];
-    if (find_root(root, sizeof root) != 0) {
+    return -1;
+}
+
+static int load_config(struct node *n)
+{
+    if (find_root(n->root) != 0) {
         fprintf(stderr, "skyjet: cannot find lualib/skynet.lua next to the binary or in "
                         "../share/skyjet\n");
-        return 1;
+        return -1;
     }
     env_init();
-    struct node_config cfg;
-    char err[512];
-    if (config_load(config_path, root, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "skyjet: %s\n", err);
-        env_exit();
-        return 1;
+    char err[4096];
+    if (config_load(n->config_path, n->root, &n->cfg, err, sizeof err) != 0) {
+        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "skyjet: %s\n", line);
+        return -1;
     }
-    if (check_only) {
-        printf("skyjet: %s is valid\n", cfg.path);
-        config_free(&cfg);
-        env_exit();
-        return 0;
+    n->config_loaded = 1;
+    if (n->want_daemon && !n->cfg.pidfile) {
+        fprintf(stderr, "skyjet: -d needs [node] daemon = PIDFILE in %s\n", n->cfg.path);
+        return -1;
     }
-    if (want_daemon && !cfg.pidfile) {
-        fprintf(stderr, "skyjet: -d needs [node] daemon = PIDFILE in %s\n", cfg.path);
-        config_free(&cfg);
-        env_exit();
-        return 1;
-    }
-    /* Every thread started from here inherits a full signal mask; only main takes signals (a
-     * SIGTERM that arrives during start-up waits for the main loop instead of killing us). */
-    sigset_t sigs;
-    sigfillset(&sigs);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (cfg.pidfile) {
-        int fail = pidfile_check(cfg.pidfile) != 0;
-        if (!fail && daemonize() != 0) {
-            fprintf(stderr, "skyjet: cannot daemonize: %s\n", strerror(errno));
-            fail = 1;
-        }
-        if (!fail && pidfile_write(cfg.pidfile) != 0) {
-            startup_error("skyjet: cannot write pidfile %s: %s\n", cfg.pidfile, strerror(errno));
-            fail = 1;
-        }
-        if (fail) {
-            config_free(&cfg);
-            env_exit();
-            return 1;
-        }
-    }
-    if (cfg.logfile && log_open(cfg.logfile) != 0) {
-        startup_error("skyjet: cannot open log file %s: %s\n", cfg.logfile, strerror(errno));
-        if (cfg.pidfile)
-            unlink(cfg.pidfile);
-        config_free(&cfg);
-        env_exit();
-        return 1;
-    }
-    log_set_level((enum log_level)cfg.loglevel);
-#if defined(__SANITIZE_ADDRESS__)
-    env_set("skyjet_sanitizer", "address"); /* tests skip RSS measurements under ASan */
-#endif
+    return 0;
+}
 
+/* --test: the config loaded; now what the node would find when it starts. */
+static int check_config(struct node *n)
+{
+    char err[4096];
+    if (preflight_check(&n->cfg, err, sizeof err) > 0) {
+        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "skyjet: %s: %s\n", n->config_path, line);
+        return 1;
+    }
+    printf("skyjet: %s is valid\n", n->cfg.path);
+    return 0;
+}
+
+/* [node] daemon: refuse a live pidfile, go to the background, write ours. */
+static int detach(struct node *n)
+{
+    const char *pidfile = n->cfg.pidfile;
+    if (startup_pidfile_check(pidfile) != 0)
+        return -1;
+    if (startup_daemonize() != 0) {
+        fprintf(stderr, "skyjet: cannot daemonize: %s\n", strerror(errno));
+        return -1;
+    }
+    if (startup_pidfile_write(pidfile) != 0) {
+        startup_error("skyjet: cannot write pidfile %s: %s\n", pidfile, strerror(errno));
+        return -1;
+    }
+    n->pidfile_written = 1;
+    return 0;
+}
+
+/* Process-wide settings: heap behaviour and the file descriptor limit. */
+static void tune_process(void)
+{
     /* Large message buffers (a 1 MiB cluster reply is copied a few times on its way) come from
      * the heap instead of fresh mmaps: mapping and faulting in new pages for every big message
      * cost more than the copies (4x on 1 MiB echoes here). housekeeping() trims the heap. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
-
     /* A node holds many sockets: take every file descriptor the hard limit allows. */
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
         nofile.rlim_cur = nofile.rlim_max;
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
+#if defined(__SANITIZE_ADDRESS__)
+    env_set("skyjet_sanitizer", "address"); /* tests skip RSS measurements under ASan */
+#endif
+}
 
-    struct service_hooks hooks = {scheduler_wakeup, service_retired, free_message_data};
+/* Services, the Lua host, the reactor and the runtime threads. */
+static int start_runtime(struct node *n)
+{
+    static const struct service_hooks hooks = {scheduler_wakeup, service_retired,
+                                               free_message_data};
     service_init(&hooks);
     service_register_module(&host_module);
-    service_set_profile(cfg.profile);
+    service_set_profile(n->cfg.profile);
     service_register_module(&logger_module);
-    struct host_paths hp = {root, cfg.service_path, cfg.lib_path, cfg.cpath, cfg.preload, cfg.jit};
+    struct host_paths hp = {n->root,      n->cfg.service_path, n->cfg.lib_path,
+                            n->cfg.cpath, n->cfg.preload,      n->cfg.jit};
     host_configure(&hp);
-    struct reactor_config rc = {deliver_socket_event, NULL, cfg.socket_high_water, 0};
+    n->runtime_started = 1;
+    struct reactor_config rc = {.deliver = deliver_socket_event,
+                                .high_water = n->cfg.socket_high_water,
+                                .output_limit = n->cfg.socket_output_limit};
     reactor = reactor_create(&rc);
     if (!reactor || reactor_start(reactor) != 0) {
-        log_write(0, LOG_ERROR, "cannot start the reactor");
         startup_error("skyjet: cannot start the reactor\n");
-        return 1;
+        return -1;
     }
     socketdriver_init(reactor);
-    if (clock_start() != 0 || scheduler_start(cfg.threads) != 0 ||
-        monitor_start(cfg.stuck_seconds) != 0) {
-        log_write(0, LOG_ERROR, "cannot start the runtime threads");
+    if (clock_start() != 0 || scheduler_start(n->cfg.threads) != 0 ||
+        monitor_start(n->cfg.stuck_seconds) != 0) {
         startup_error("skyjet: cannot start the runtime threads\n");
-        return 1;
+        return -1;
     }
+    return 0;
+}
+
+/* The logger and bootstrap services; bootstrap reports the start verdict later (node_run). */
+static int launch_services(struct node *n)
+{
     log_write(0, LOG_INFO, "skyjet %s node %s starting: %d threads, config %s", SKYJET_VERSION,
-              cfg.name, cfg.threads, cfg.path);
+              n->cfg.name, n->cfg.threads, n->cfg.path);
     uint32_t logger = service_launch("logger", "");
     if (logger)
         handle_name(logger, "logger");
-    int exit_code = 0;
-    if (!service_launch(cfg.bootstrap, strchr(cfg.bootstrap, ' ') ? strchr(cfg.bootstrap, ' ') + 1
-                                                                   : "")) {
-        log_write(0, LOG_ERROR, "Bootstrap error : %s", cfg.bootstrap);
-        startup_error("skyjet: Bootstrap error : %s\n", cfg.bootstrap);
-        exit_code = 1;
-        stop_services(1000);
+    const char *args = strchr(n->cfg.bootstrap, ' ');
+    if (!service_launch(n->cfg.bootstrap, args ? args + 1 : "")) {
+        log_write(0, LOG_ERROR, "Bootstrap error : %s", n->cfg.bootstrap);
+        startup_error("skyjet: Bootstrap error : %s\n", n->cfg.bootstrap);
+        return -1;
     }
+    return 0;
+}
 
-    if (exit_code == 0)
-        startup_done();
-    else if (ready_fd >= 0)
-        close(ready_fd);
+static int node_start(struct node *n)
+{
+    if (load_config(n) != 0)
+        return -1;
+    /* Every thread started from here inherits a full signal mask; only main takes signals (a
+     * SIGTERM that arrives during start-up waits for the main loop instead of killing us). */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (n->cfg.pidfile && detach(n) != 0)
+        return -1;
+    if (n->cfg.logfile && log_open(n->cfg.logfile) != 0) {
+        startup_error("skyjet: cannot open log file %s: %s\n", n->cfg.logfile, strerror(errno));
+        return -1;
+    }
+    n->log_opened = 1;
+    log_set_level((enum log_level)n->cfg.loglevel);
+    log_set_local_time(strcmp(n->cfg.logtime, "local") == 0);
+    tune_process();
+    if (start_runtime(n) != 0 || launch_services(n) != 0)
+        return -1;
+    return 0;
+}
 
+/* Poll bootstrap's verdict: readiness out once the start finished; 1 when it failed. */
+static int check_start(struct node *n)
+{
+    if (n->ready)
+        return 0;
+    char reason[1024];
+    enum startup_state st = startup_state(reason, sizeof reason);
+    if (st == STARTUP_DONE) {
+        n->ready = 1;
+        startup_succeeded();
+        log_write(0, LOG_INFO, "node %s started", n->cfg.name);
+    } else if (st == STARTUP_FAILED) {
+        size_t first = strcspn(reason, "\n");
+        log_write(0, LOG_ERROR, "node %s: start failed: %.*s; stopping", n->cfg.name, (int)first,
+                  reason);
+        startup_error("skyjet: node %s: start failed: %.*s\n", n->cfg.name, (int)first, reason);
+    }
+    return st == STARTUP_FAILED;
+}
+
+static void on_reload(void)
+{
+    startup_notify("RELOADING=1");
+    if (service_resolve(".clusterd")) {
+        notify_service(".clusterd", "reload");
+        log_write(0, LOG_INFO, "SIGHUP: reloading the cluster file");
+    } else {
+        log_write(0, LOG_INFO, "SIGHUP: no cluster service running; nothing to reload");
+    }
+    startup_notify("READY=1");
+}
+
+static void on_reopen(void)
+{
+    int rc = log_reopen();
+    log_write(0, rc ? LOG_ERROR : LOG_INFO, "SIGUSR1: log file reopened%s%s", rc ? ": " : "",
+              rc ? strerror(-rc) : "");
+}
+
+/* The signal loop. Returns the exit status: 1 when the start failed, else 0. */
+static int node_run(struct node *n)
+{
     sigset_t wanted;
     sigemptyset(&wanted);
     sigaddset(&wanted, SIGTERM);
     sigaddset(&wanted, SIGINT);
     sigaddset(&wanted, SIGHUP);
     sigaddset(&wanted, SIGUSR1);
-    struct timespec tick = {0, 100 * 1000000};
+    struct timespec tick = ms_span(TICK_MS);
     while (service_count() > 0) {
         int sig = sigtimedwait(&wanted, NULL, &tick);
         housekeeping();
+        if (check_start(n)) {
+            graceful_stop(FAILED_TIMEOUT_MS, &wanted);
+            return 1;
+        }
         if (sig == SIGTERM || sig == SIGINT) {
+            startup_notify("STOPPING=1");
             log_write(0, LOG_INFO, "signal %s: stopping node %s (in-flight work may take %d ms)",
-                      strsignal(sig), cfg.name, cfg.shutdown_timeout_ms);
-            graceful_stop(cfg.shutdown_timeout_ms, &wanted);
+                      strsignal(sig), n->cfg.name, n->cfg.shutdown_timeout_ms);
+            graceful_stop(n->cfg.shutdown_timeout_ms, &wanted);
             break;
         } else if (sig == SIGUSR1) {
-            int rc = log_reopen();
-            log_write(0, rc ? LOG_ERROR : LOG_INFO, "SIGUSR1: log file reopened%s%s",
-                      rc ? ": " : "", rc ? strerror(-rc) : "");
+            on_reopen();
         } else if (sig == SIGHUP) {
-            uint32_t clusterd = service_resolve(".clusterd");
-            if (clusterd) {
-                char *text = strdup("reload");
-                service_send(0, clusterd, PTYPE_TEXT, 0, text, 6);
-                log_write(0, LOG_INFO, "SIGHUP: reloading the cluster file");
-            } else {
-                log_write(0, LOG_INFO, "SIGHUP: no cluster service running; nothing to reload");
-            }
+            on_reload();
         }
     }
-    /* Let the workers drain and free the queues of released services before they stop. */
-    for (int i = 0; i < 400 && (mq_live() > 0 || !mq_global_empty()); i++) {
-        struct timespec ts = {0, 5 * 1000000};
-        nanosleep(&ts, NULL);
+    return 0;
+}
+
+/* Undo what node_start got to, in reverse. */
+static void node_stop(struct node *n)
+{
+    if (n->runtime_started) {
+        service_abort();
+        wait_until(no_service_left, RETIRE_TIMEOUT_MS, STOP_POLL_MS);
+        /* Let the workers drain and free the queues of released services before they stop. */
+        wait_until(queues_freed, DRAIN_TIMEOUT_MS, STOP_POLL_MS);
+        log_write(0, LOG_INFO, "node %s stopped", n->cfg.name);
+        scheduler_stop();
+        socketdriver_init(NULL);
+        reactor_destroy(reactor);
+        reactor = NULL;
+        monitor_stop();
+        clock_stop();
+        host_shutdown();
+        service_exit();
     }
-    log_write(0, LOG_INFO, "node %s stopped", cfg.name);
-    scheduler_stop();
-    socketdriver_init(NULL);
-    reactor_destroy(reactor);
-    reactor = NULL;
-    monitor_stop();
-    clock_stop();
-    host_shutdown();
-    service_exit();
-    if (cfg.pidfile)
-        unlink(cfg.pidfile);
-    config_free(&cfg);
+    if (n->pidfile_written)
+        unlink(n->cfg.pidfile);
+    if (n->config_loaded)
+        config_free(&n->cfg);
     env_exit();
-    log_close();
-    return exit_code;
+    if (n->log_opened)
+        log_close();
+}
+
+int main(int argc, char **argv)
+{
+    static struct node n;
+    int status = parse_args(&n, argc, argv);
+    if (status >= 0)
+        return status;
+    if (n.check_only) {
+        status = load_config(&n) == 0 ? check_config(&n) : 1;
+    } else {
+        status = node_start(&n) == 0 ? node_run(&n) : 1;
+    }
+    node_stop(&n);
+    return status;
 }

@@ -1,36 +1,48 @@
 -- bootstrap: the first Lua service. Starts the launcher (.launcher) and the unique-service
 -- manager (.service), the debug console and the metrics listener when [node] console / metrics
 -- name an address, then the start service named by the config ([node] start), and exits.
--- A start service (or console, or metrics) that fails is logged; the node keeps running (as in
--- Skynet).
+-- It tells main the verdict (skynet.core startup): ready once the start service's start
+-- function has returned, or failed with the cause (a service that does not load or raises, a
+-- listener that cannot bind), and main then stops the node with exit status 1.
 local skynet = require "skynet"
 require "skynet.manager"
+local core = require "skynet.core"
 
--- The operator's listeners ([node] console, metrics): a failure is logged, the node goes on.
-local function start_listener(key, service)
-	local addr = skynet.getenv(key)
-	if addr then
-		local ok, err = pcall(skynet.newservice, service, addr)
-		if not ok then
-			skynet.log("error", service .. " on " .. addr .. " failed to start: " .. tostring(err))
-		end
+-- Launch a service and wait for its start function; raises "<what> failed: <cause>".
+local function start(what, service, ...)
+	local _, cause = skynet.call(".launcher", "lua", "START", "snlua", service, ...)
+	if cause then
+		error(what .. " failed: " .. tostring(cause), 0)
 	end
 end
 
-skynet.start(function()
+-- The operator's listeners ([node] console, metrics).
+local function start_listener(key, service)
+	local addr = skynet.getenv(key)
+	if addr then
+		start(service .. " on " .. addr, service, addr)
+	end
+end
+
+local function start_node()
 	local launcher = assert(skynet.launch("snlua", "launcher"), "cannot launch the launcher")
 	skynet.name(".launcher", launcher)
-	skynet.newservice "service_mgr"
+	start("service manager", "service_mgr")
 	start_listener("console", "debug_console")
 	start_listener("metrics", "metrics")
-	local start = skynet.getenv "start" or "main"
+	local cmdline = skynet.getenv "start" or "main"
 	local args = {}
-	for word in start:gmatch "%S+" do
+	for word in cmdline:gmatch "%S+" do
 		args[#args + 1] = word
 	end
-	local ok, err = pcall(skynet.newservice, unpack(args))
+	start("start service '" .. cmdline .. "'", unpack(args))
+end
+
+skynet.start(function()
+	local ok, err = pcall(start_node)
 	if not ok then
-		skynet.log("error", "start service '" .. start .. "' failed: " .. tostring(err))
+		skynet.log("error", tostring(err))
 	end
+	core.startup(ok, not ok and tostring(err) or nil)
 	skynet.exit()
 end)

@@ -2,7 +2,8 @@
 -- Arguments: the node's name, then optionally a start service and its arguments. It opens the
 -- node's cluster port (cluster.open(name), the address the cluster file gives it), registers
 -- itself as "@cluster_node" so others can check the node is up, then launches the optional
--- start service (a failure is logged; the node stays up). Commands (protocol lua):
+-- start service (a failure raises with its cause, so the node stops with exit status 1).
+-- Commands (protocol lua):
 -- ping([node]) answers this node's name, or with a node name asks that node's cluster_node and
 -- answers what it said (a node-to-node call).
 local skynet = require "skynet"
@@ -31,10 +32,9 @@ skynet.start(function()
 	cluster.register("cluster_node", skynet.self())
 	cluster.open(name)
 	if start then
-		local ok, err = pcall(skynet.newservice, start, unpack(start_args))
-		if not ok then
-			skynet.log("error", "cluster node " .. name .. ": start service " .. start .. " failed: " ..
-				tostring(err))
+		local _, cause = skynet.call(".launcher", "lua", "START", "snlua", start, unpack(start_args))
+		if cause then
+			error("cluster node " .. name .. ": start service " .. start .. " failed: " .. cause, 0)
 		end
 	end
 	skynet.error("cluster node " .. name .. " is up")

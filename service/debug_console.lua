@@ -8,7 +8,9 @@ local socket = require "skynet.socket"
 local oplisten = require "skynet.oplisten"
 local core = require "skynet.core"
 
-local listen_address = ...
+-- Skynet's forms too: `debug_console PORT` (127.0.0.1) and `debug_console IP PORT`.
+local arg1, arg2 = ...
+local listen_address = arg2 and (arg1 .. ":" .. arg2) or (tonumber(arg1) and "127.0.0.1:" .. arg1) or arg1
 local MAX_LINE = 4096
 local ASK_TICKS = 100 -- 1 s for each service to answer a debug query
 local CMD = {}
@@ -309,10 +311,33 @@ local function run(line)
 	return table.concat(out, "\n") .. "\n<ok>\n"
 end
 
+-- [node] console_idle_timeout: a connection silent that long is closed (0 = never).
+local function watch_idle(id, from, state)
+	local idle = (tonumber(skynet.getenv "console_idle_timeout") or 0) * 100
+	if idle <= 0 then
+		return
+	end
+	local function check()
+		if state.done then
+			return
+		end
+		local left = state.last + idle - skynet.now()
+		if left > 0 then
+			return skynet.timeout(left, check)
+		end
+		skynet.log("info", "debug console: " .. tostring(from) .. " idle for "
+			.. math.floor(idle / 100) .. " s; closing it")
+		socket.shutdown(id) -- the read in serve returns false
+	end
+	skynet.timeout(idle, check)
+end
+
 local function serve(id, from)
 	if not socket.start(id) then
 		return
 	end
+	local state = { last = skynet.now() }
+	watch_idle(id, from, state)
 	local buf = ""
 	while true do
 		local nl = buf:find("\n", 1, true)
@@ -334,9 +359,11 @@ local function serve(id, from)
 			if not data then
 				break
 			end
+			state.last = skynet.now()
 			buf = buf .. data
 		end
 	end
+	state.done = true
 	socket.close(id)
 	skynet.log("debug", "debug console: " .. tostring(from) .. " left")
 end
@@ -347,6 +374,7 @@ skynet.start(function()
 	if not lid then
 		return skynet.exit()
 	end
+	socket.accept_limit(lid, tonumber(skynet.getenv "console_maxconn") or 0)
 	socket.start(lid, function(id, from)
 		skynet.log("info", "debug console: connection from " .. tostring(from))
 		skynet.fork(serve, id, from)

@@ -1,11 +1,13 @@
 -- launcher (.launcher): creates Lua services for skynet.newservice and answers the caller once
 -- the new service's start function has returned (LAUNCHOK), failed (ERROR) or the service went
--- away (REMOVE). Also LIST, KILL, STAT, MEM, GC over every service it launched.
+-- away (REMOVE). Also LIST, KILL, STAT, MEM, GC over every service it launched. START (skyjet's,
+-- for bootstrap) is LAUNCH that answers (address) or (nil, the real cause) instead of raising.
 local skynet = require "skynet"
 require "skynet.manager"
 
 local services = {} -- handle -> "snlua name args"
 local pending = {} -- handle -> response closure of the newservice caller
+local reporting = {} -- handle -> true when the caller asked with START (wants the cause)
 local NORET = {}
 local CMD = {}
 
@@ -60,16 +62,27 @@ function CMD.KILL(_, handle)
 	return t
 end
 
-function CMD.REMOVE(_, handle, kill)
-	services[handle] = nil
+-- Answer the caller of LAUNCH/START for `handle` with a failure and its cause.
+local function answer_failure(handle, cause)
 	local response = pending[handle]
 	if response then
 		pending[handle] = nil
-		if kill then
-			response(false)
+		if reporting[handle] then
+			response(true, nil, cause)
 		else
-			response(true) -- exited during start: newservice returns nil
+			response(false)
 		end
+	end
+	reporting[handle] = nil
+end
+
+function CMD.REMOVE(_, handle, kill)
+	services[handle] = nil
+	if kill then
+		answer_failure(handle, "killed during start")
+	elseif pending[handle] then
+		pending[handle](true) -- exited during start: newservice returns nil
+		pending[handle], reporting[handle] = nil, nil
 	end
 	return NORET
 end
@@ -92,7 +105,7 @@ end
 
 local stopping = false
 
-function CMD.LAUNCH(_, mod, service, ...)
+local function launch(report, mod, service, ...)
 	if stopping then
 		error("node is stopping: not launching " .. tostring(service))
 	end
@@ -102,27 +115,34 @@ function CMD.LAUNCH(_, mod, service, ...)
 	if inst then
 		services[inst] = mod .. " " .. param
 		pending[inst] = response
+		reporting[inst] = report or nil
+	elseif report then
+		response(true, nil, "cannot launch " .. mod .. " " .. param)
 	else
 		response(false)
 	end
 	return NORET
 end
 
+function CMD.LAUNCH(_, mod, service, ...)
+	return launch(false, mod, service, ...)
+end
+
+function CMD.START(_, mod, service, ...)
+	return launch(true, mod, service, ...)
+end
+
 function CMD.LAUNCHOK(address)
 	local response = pending[address]
 	if response then
-		pending[address] = nil
+		pending[address], reporting[address] = nil, nil
 		response(true, address)
 	end
 	return NORET
 end
 
-function CMD.ERROR(address)
-	local response = pending[address]
-	if response then
-		pending[address] = nil
-		response(false)
-	end
+function CMD.ERROR(address, cause)
+	answer_failure(address, cause or "start failed")
 	services[address] = nil
 	return NORET
 end
@@ -149,8 +169,8 @@ skynet.register_protocol {
 			stopping = true
 		elseif cmd == "" then
 			CMD.LAUNCHOK(address)
-		elseif cmd == "ERROR" then
-			CMD.ERROR(address)
+		elseif cmd:sub(1, 5) == "ERROR" then
+			CMD.ERROR(address, cmd:match "^ERROR (.*)")
 		end
 	end,
 }

@@ -109,7 +109,7 @@ def run_lua(binary, pattern, timeout):
                 out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
             text = open(log, errors="replace").read() if os.path.exists(log) else ""
             seen = 0
-            for m in re.finditer(r"TEST (PASS|FAIL) (\S+)(.*?)(?=\n\d\d/\d\d/\d\d |\Z)", text, re.S):
+            for m in re.finditer(r"TEST (PASS|FAIL) (\S+)(.*?)(?=\n\S|\Z)", text, re.S):
                 seen += 1
                 report(m.group(1) == "PASS", f"lua/{svc}/{m.group(2)}", m.group(3).strip())
             done = "TEST DONE" in text

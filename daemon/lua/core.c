@@ -9,13 +9,17 @@
 #include "host.h"
 #include "log.h"
 #include "scheduler.h"
-#include "service.h"
 #include "seri.h"
+#include "service.h"
+#include "startup.h"
 
+#include <dirent.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 void host_set_dispatcher(lua_State *L, int index, int forward);
 
@@ -46,8 +50,8 @@ static uint32_t get_dest(lua_State *L, int idx)
     const char *why = NULL;
     int64_t h = dest_of(L, idx, &why);
     if (h < 0)
-        luaL_error(L, why, lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx)
-                                                            : luaL_typename(L, idx));
+        luaL_error(L, why,
+                   lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : luaL_typename(L, idx));
     return (uint32_t)h;
 }
 
@@ -107,8 +111,8 @@ static int send_message(lua_State *L, uint32_t source, int idx_type)
     int64_t dest = dest_of(L, 1, &why);
     if (dest < 0) {
         free(data);
-        return luaL_error(L, why, lua_type(L, 1) == LUA_TNUMBER ? lua_tostring(L, 1)
-                                                                : luaL_typename(L, 1));
+        return luaL_error(L, why,
+                          lua_type(L, 1) == LUA_TNUMBER ? lua_tostring(L, 1) : luaL_typename(L, 1));
     }
     if (dest == 0) {
         free(data);
@@ -421,6 +425,50 @@ static int l_checkpayload(lua_State *L)
     return 2;
 }
 
+/* The process as Prometheus' process_* metrics describe it, from /proc and getrlimit. */
+static void push_process(lua_State *L)
+{
+    lua_createtable(L, 0, 6);
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    long rss = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f) {
+        /* fields 14, 15 (utime, stime in clock ticks), 23 (vsize), 24 (rss in pages); the
+         * command name (field 2) may hold spaces, so start after its closing parenthesis */
+        char buf[1024];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        if (p)
+            sscanf(p + 2,
+                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+                   "%*d %*d %*u %lu %ld",
+                   &utime, &stime, &vsize, &rss);
+        fclose(f);
+    }
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    lua_pushnumber(L, tick > 0 ? (double)(utime + stime) / tick : 0);
+    lua_setfield(L, -2, "cpu_seconds");
+    lua_pushnumber(L, (lua_Number)rss * (lua_Number)sysconf(_SC_PAGESIZE));
+    lua_setfield(L, -2, "resident_bytes");
+    lua_pushnumber(L, (lua_Number)vsize);
+    lua_setfield(L, -2, "virtual_bytes");
+    int fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));)
+        fds += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    lua_pushnumber(L, fds > 0 ? fds - 1 : 0); /* not the one opendir holds */
+    lua_setfield(L, -2, "open_fds");
+    struct rlimit rl;
+    lua_pushnumber(L, getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (lua_Number)rl.rlim_cur : 0);
+    lua_setfield(L, -2, "max_fds");
+    lua_pushnumber(L, clock_starttime());
+    lua_setfield(L, -2, "start_time_seconds");
+    lua_setfield(L, -2, "process");
+}
+
 /* stats() -> the runtime's counters, for metrics and the debug console */
 static int l_stats(lua_State *L)
 {
@@ -478,6 +526,11 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "mq_max");
     lua_pushnumber(L, (lua_Number)waiting);
     lua_setfield(L, -2, "mq_total");
+    lua_pushnumber(L, (lua_Number)host_total_memory());
+    lua_setfield(L, -2, "lua_memory");
+    lua_pushstring(L, SKYJET_VERSION);
+    lua_setfield(L, -2, "version");
+    push_process(L);
     return 1;
 }
 
@@ -561,172 +614,12 @@ static int l_count(lua_State *L)
     return 1;
 }
 
-/* ---- Skynet's text command interface -------------------------------------------------- */
-
-static void push_handle_text(lua_State *L, uint32_t h, int upper)
+/* startup(ok [, reason]): bootstrap's verdict on the start service and its listeners; main
+ * then reports readiness (ok) or stops the node with exit status 1. */
+static int l_startup(lua_State *L)
 {
-    char buf[16];
-    snprintf(buf, sizeof buf, upper ? ":%08X" : ":%x", h);
-    lua_pushstring(L, buf);
-}
-
-static int command(lua_State *L, const char *cmd, const char *arg)
-{
-    if (strcmp(cmd, "TIMEOUT") == 0) {
-        int session = service_newsession(host_service(L));
-        clock_timeout(self_handle(L), arg ? atoi(arg) : 0, session);
-        lua_pushinteger(L, session);
-        return 1;
-    }
-    if (strcmp(cmd, "REG") == 0) {
-        if (!arg || !*arg) {
-            push_handle_text(L, self_handle(L), 0);
-            return 1;
-        }
-        if (arg[0] == '.' && handle_name(self_handle(L), arg + 1) == 0) {
-            lua_pushstring(L, arg);
-            return 1;
-        }
-        log_write(self_handle(L), LOG_ERROR, "Can't register global name %s in C", arg);
-        return 0;
-    }
-    if (strcmp(cmd, "QUERY") == 0) {
-        uint32_t h = arg ? service_resolve(arg) : 0;
-        if (!h)
-            return 0;
-        push_handle_text(L, h, 0);
-        return 1;
-    }
-    if (strcmp(cmd, "NAME") == 0) {
-        char name[HANDLE_NAME_MAX + 2], addr[32];
-        if (!arg || sscanf(arg, "%65s %31s", name, addr) != 2 || name[0] != '.')
-            return 0;
-        uint32_t h = service_resolve(addr);
-        if (h && handle_name(h, name + 1) == 0) {
-            lua_pushstring(L, name);
-            return 1;
-        }
-        return 0;
-    }
-    if (strcmp(cmd, "EXIT") == 0) {
-        service_kill(self_handle(L));
-        return 0;
-    }
-    if (strcmp(cmd, "KILL") == 0) {
-        uint32_t h = arg ? service_resolve(arg) : 0;
-        if (h)
-            service_kill(h);
-        return 0;
-    }
-    if (strcmp(cmd, "LAUNCH") == 0) {
-        if (!arg)
-            return 0;
-        size_t mlen = strcspn(arg, " ");
-        char mod[64];
-        snprintf(mod, sizeof mod, "%.*s", (int)(mlen < 63 ? mlen : 63), arg);
-        const char *args = arg[mlen] ? arg + mlen + 1 : "";
-        uint32_t h = service_launch(mod, args);
-        if (!h)
-            return 0;
-        push_handle_text(L, h, 1);
-        return 1;
-    }
-    if (strcmp(cmd, "GETENV") == 0) {
-        const char *v = arg ? env_get(arg) : NULL;
-        if (!v)
-            return 0;
-        lua_pushstring(L, v);
-        return 1;
-    }
-    if (strcmp(cmd, "SETENV") == 0) {
-        char key[256];
-        size_t klen = arg ? strcspn(arg, " ") : 0;
-        if (!arg || klen == 0 || klen >= sizeof key || !arg[klen])
-            return 0;
-        memcpy(key, arg, klen);
-        key[klen] = '\0';
-        env_set(key, arg + klen + 1);
-        return 0;
-    }
-    if (strcmp(cmd, "STARTTIME") == 0) {
-        lua_pushfstring(L, "%d", (int)clock_starttime());
-        return 1;
-    }
-    if (strcmp(cmd, "ABORT") == 0) {
-        service_abort();
-        return 0;
-    }
-    if (strcmp(cmd, "MONITOR") == 0) {
-        if (arg && *arg)
-            service_set_monitor(service_resolve(arg));
-        uint32_t m = service_get_monitor();
-        if (!m)
-            return 0;
-        push_handle_text(L, m, 0);
-        return 1;
-    }
-    if (strcmp(cmd, "STAT") == 0) {
-        struct service_stat st = {0};
-        service_stat(self_handle(L), &st);
-        if (arg && strcmp(arg, "mqlen") == 0)
-            lua_pushfstring(L, "%d", (int)st.mqlen);
-        else if (arg && strcmp(arg, "message") == 0)
-            lua_pushfstring(L, "%f", (double)st.messages);
-        else if (arg && strcmp(arg, "cpu") == 0)
-            lua_pushfstring(L, "%f", (double)st.cpu_ns / 1e9);
-        else if (arg && strcmp(arg, "endless") == 0)
-            lua_pushstring(L, service_endless(host_service(L)) ? "1" : "0");
-        else
-            lua_pushstring(L, "0");
-        return 1;
-    }
-    if (strcmp(cmd, "SIGNAL") == 0) {
-        char addr[32];
-        int sig = 0;
-        if (arg && sscanf(arg, "%31s %d", addr, &sig) >= 1)
-            service_signal(service_resolve(addr), sig);
-        return 0;
-    }
-    return luaL_error(L, "unknown command %s", cmd);
-}
-
-static int l_command(lua_State *L)
-{
-    return command(L, luaL_checkstring(L, 1), luaL_optstring(L, 2, NULL));
-}
-
-static int l_intcommand(lua_State *L)
-{
-    char buf[32];
-    const char *arg = NULL;
-    if (lua_type(L, 2) == LUA_TNUMBER) {
-        snprintf(buf, sizeof buf, "%lld", (long long)lua_tonumber(L, 2));
-        arg = buf;
-    } else {
-        arg = luaL_optstring(L, 2, NULL);
-    }
-    int n = command(L, luaL_checkstring(L, 1), arg);
-    if (n == 0)
-        return 0;
-    lua_Number v = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-        v = strtod(lua_tostring(L, -1), NULL);
-    else
-        v = lua_tonumber(L, -1);
-    lua_pushnumber(L, v);
-    return 1;
-}
-
-static int l_addresscommand(lua_State *L)
-{
-    int n = command(L, luaL_checkstring(L, 1), luaL_optstring(L, 2, NULL));
-    if (n == 0 || lua_type(L, -1) != LUA_TSTRING)
-        return 0;
-    const char *s = lua_tostring(L, -1);
-    if (s[0] != ':')
-        return 0;
-    lua_pushnumber(L, (lua_Number)strtoul(s + 1, NULL, 16));
-    return 1;
+    startup_report(lua_toboolean(L, 1), luaL_optstring(L, 2, ""));
+    return 0;
 }
 
 int luaopen_skynet_core(lua_State *L)
@@ -776,9 +669,7 @@ int luaopen_skynet_core(lua_State *L)
         {"internal", l_internal},
         {"isinternal", l_isinternal},
         {"serviceinfo", l_serviceinfo},
-        {"command", l_command},
-        {"intcommand", l_intcommand},
-        {"addresscommand", l_addresscommand},
+        {"startup", l_startup},
         {NULL, NULL},
     };
     lua_newtable(L);

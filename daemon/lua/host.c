@@ -5,12 +5,20 @@
  * its bytecode, which is what makes spawning cheap. */
 #include "host.h"
 
+#include "bson.h"
 #include "cluster_core.h"
+#include "compat.h"
+#include "crypt.h"
 #include "crypto.h"
 #include "log.h"
-#include "service.h"
+#include "netpack.h"
+#include "md5.h"
 #include "seri.h"
+#include "service.h"
+#include "sharetree.h"
+#include "stm.h"
 #include "socketdriver.h"
+#include "sproto.h"
 
 #include <lauxlib.h>
 #include <luajit.h>
@@ -23,19 +31,24 @@
 #include <sys/stat.h>
 
 #define MEMORY_WARNING (32u << 20)
+#define MEMORY_PUBLISH_STEP (64u << 10) /* a state's heap reaches host_total_memory in steps */
 
 struct host {
     lua_State *L;
     struct service *s;
     size_t mem, mem_limit, mem_report;
-    int cb_ref;       /* registry ref of the Lua dispatcher */
-    int forward;      /* dispatcher keeps messages (skynet.forward_type) */
-    atomic_int trap;  /* signal 0 asked to break the running code */
-    int jit_countdown; /* messages left before the JIT is switched on (0 = on or never) */
+    size_t mem_published; /* the part of mem counted in total_memory */
+    int cb_ref;           /* registry ref of the Lua dispatcher */
+    int forward;          /* dispatcher keeps messages (skynet.forward_type) */
+    atomic_int trap;      /* signal 0 asked to break the running code */
+    int jit_countdown;    /* messages left before the JIT is switched on (0 = on or never) */
 };
 
 static struct host_paths paths;
 static void enable_jit(struct host *h);
+/* Lua heap bytes of every state, each published when it moved by MEMORY_PUBLISH_STEP (so an
+ * allocation rarely touches the shared counter). */
+static atomic_llong total_memory;
 
 /* ---- chunk cache ---------------------------------------------------------------------- */
 
@@ -251,6 +264,11 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (!p)
         return NULL;
     h->mem = mem + nsize;
+    if (h->mem > h->mem_published + MEMORY_PUBLISH_STEP ||
+        h->mem + MEMORY_PUBLISH_STEP < h->mem_published) {
+        atomic_fetch_add(&total_memory, (long long)h->mem - (long long)h->mem_published);
+        h->mem_published = h->mem;
+    }
     if (h->mem > h->mem_report) {
         h->mem_report *= 2;
         log_write(h->s ? service_handle(h->s) : 0, LOG_WARN, "Memory warning %.2f M",
@@ -268,6 +286,11 @@ static struct host *host_of(lua_State *L)
 
 struct service *host_service(lua_State *L) { return host_of(L)->s; }
 size_t host_memory(lua_State *L) { return host_of(L)->mem; }
+size_t host_total_memory(void)
+{
+    long long total = atomic_load(&total_memory);
+    return total > 0 ? (size_t)total : 0;
+}
 void host_memlimit(lua_State *L, size_t bytes) { host_of(L)->mem_limit = bytes; }
 
 /* ---- dispatch ------------------------------------------------------------------------- */
@@ -303,9 +326,8 @@ static int dispatch_cb(struct service *s, void *ud, int type, int session, uint3
     int rc = lua_pcall(L, 5, 0, top + 1);
     if (rc != 0) {
         const char *err = lua_tostring(L, -1);
-        log_write(service_handle(s), LOG_ERROR,
-                  "lua call [%x to :%x : %d msgsz = %zu] error : \x1b[31m%s\x1b[0m", source,
-                  service_handle(s), session, sz, err ? err : "?");
+        log_write(service_handle(s), LOG_ERROR, "lua call [%x to :%x : %d msgsz = %zu] error : %s",
+                  source, service_handle(s), session, sz, err ? err : "?");
     }
     lua_settop(L, top);
     return h->forward;
@@ -353,10 +375,10 @@ static const struct {
     const char *name;
     lua_CFunction open;
 } lazy_libs[] = {
-    {LUA_IOLIBNAME, luaopen_io},   {LUA_OSLIBNAME, luaopen_os},
-    {LUA_DBLIBNAME, luaopen_debug}, {LUA_MATHLIBNAME, luaopen_math},
-    {LUA_BITLIBNAME, luaopen_bit}, {LUA_JITLIBNAME, open_jit_lib},
-    {LUA_FFILIBNAME, luaopen_ffi},
+    {LUA_IOLIBNAME, luaopen_io},    {LUA_OSLIBNAME, luaopen_os},
+    {LUA_DBLIBNAME, luaopen_debug}, {LUA_MATHLIBNAME, compat_open_math},
+    {LUA_BITLIBNAME, luaopen_bit},  {LUA_JITLIBNAME, open_jit_lib},
+    {LUA_FFILIBNAME, luaopen_ffi},  {"utf8", compat_open_utf8},
 };
 #define JIT_AFTER 1000
 
@@ -380,6 +402,27 @@ static int lazy_global(lua_State *L)
     return 0;
 }
 
+/* print(...): Lua's print, written to the log (INFO, from this service) instead of stdout, so
+ * nothing waits in a stdio buffer and every line carries the time and the service. */
+static int host_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        lua_getglobal(L, "tostring");
+        lua_pushvalue(L, i);
+        lua_call(L, 1, 1);
+        if (!lua_isstring(L, -1))
+            return luaL_error(L, "'tostring' must return a string to 'print'");
+        if (i < n)
+            lua_pushliteral(L, "\t");
+    }
+    lua_concat(L, n > 0 ? 2 * n - 1 : 0);
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    log_text(service_handle(host_service(L)), LOG_INFO, text ? text : "", text ? len : 0);
+    return 0;
+}
+
 static void open_libs(lua_State *L)
 {
     static const luaL_Reg eager[] = {
@@ -394,8 +437,10 @@ static void open_libs(lua_State *L)
         lua_pushstring(L, lib->name);
         lua_call(L, 1, 0);
     }
+    compat_install(L);
     for (size_t i = 0; i < sizeof lazy_libs / sizeof *lazy_libs; i++)
         preload(L, lazy_libs[i].name, lazy_libs[i].open);
+    lua_register(L, "print", host_print);
     lua_pushvalue(L, LUA_GLOBALSINDEX);
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, lazy_global);
@@ -420,7 +465,9 @@ static void enable_jit(struct host *h)
         lua_pop(h->L, 1);
 }
 
-static int init_state(struct host *h, const char *args, size_t len)
+/* Run loader.lua with the launch arguments. On failure the cause goes to the log and, as
+ * "ERROR <cause>", to the launcher (which answers the newservice caller). */
+static int init_state(struct host *h, const char *args, size_t len, char *why, size_t whylen)
 {
     lua_State *L = h->L;
     lua_gc(L, LUA_GCSTOP, 0);
@@ -435,7 +482,16 @@ static int init_state(struct host *h, const char *args, size_t len)
     preload(L, "socketdriver", luaopen_socketdriver);
     preload(L, "skynet.cluster.core", luaopen_cluster_core);
     preload(L, "skynet.crypto", luaopen_skynet_crypto);
+    preload(L, "skynet.crypt", luaopen_skynet_crypt);
+    preload(L, "crypt", luaopen_crypt_alias);
+    preload(L, "md5", luaopen_md5);
+    preload(L, "bson", luaopen_bson);
     preload(L, "cluster.core", luaopen_cluster_core);
+    preload(L, "skynet.sharetree", luaopen_skynet_sharetree);
+    preload(L, "skynet.stm", luaopen_skynet_stm);
+    preload(L, "sproto.core", luaopen_sproto_core);
+    preload(L, "skynet.netpack", luaopen_netpack);
+    preload(L, "netpack", luaopen_netpack);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");
@@ -464,6 +520,7 @@ static int init_state(struct host *h, const char *args, size_t len)
     if (rc != 0) {
         const char *err = lua_tostring(L, -1);
         log_write(service_handle(h->s), LOG_ERROR, "lua loader error : %s", err ? err : "?");
+        snprintf(why, whylen, "ERROR %s", err ? err : "?");
         lua_settop(L, 0);
         lua_gc(L, LUA_GCRESTART, 0);
         return -1;
@@ -473,17 +530,18 @@ static int init_state(struct host *h, const char *args, size_t len)
     return 0;
 }
 
-static int launch_cb(struct service *s, void *ud, int type, int session, uint32_t source,
-                     void *msg, size_t sz)
+static int launch_cb(struct service *s, void *ud, int type, int session, uint32_t source, void *msg,
+                     size_t sz)
 {
     struct host *h = ud;
     service_callback(s, NULL, NULL); /* until the Lua code registers its dispatcher */
-    if (init_state(h, msg, sz) != 0) {
+    char why[1024];
+    if (init_state(h, msg, sz, why, sizeof why) != 0) {
         /* Tell the launcher (it replies to the newservice caller), then retire. */
         uint32_t launcher = service_resolve(".launcher");
-        char *text = strdup("ERROR");
+        char *text = strdup(why);
         if (launcher && text)
-            service_send(service_handle(s), launcher, PTYPE_TEXT, 0, text, 5);
+            service_send(service_handle(s), launcher, PTYPE_TEXT, 0, text, strlen(text));
         else
             free(text);
         service_kill(service_handle(s));
@@ -533,12 +591,12 @@ static void host_release(void *inst, struct service *s)
     lua_getfield(L, LUA_REGISTRYINDEX, "skyjet.release");
     if (lua_isfunction(L, -1)) {
         if (lua_pcall(L, 0, 0, 0) != 0) {
-            log_write(service_handle(s), LOG_ERROR, "release hook failed: %s",
-                      lua_tostring(L, -1));
+            log_write(service_handle(s), LOG_ERROR, "release hook failed: %s", lua_tostring(L, -1));
         }
     }
     lua_settop(L, 0);
     lua_close(L);
+    atomic_fetch_sub(&total_memory, (long long)h->mem_published);
     free(h);
 }
 

@@ -171,4 +171,14 @@ skynet.init(function()
 	clusterd = skynet.uniqueservice("clusterd")
 end)
 
+-- A snax object for snax service `name` on `node` (found through that node's .service unless
+-- `address` is given); its calls go through a cluster proxy.
+function cluster.snax(node, name, address)
+	if address == nil then
+		address = cluster.call(node, ".service", "QUERY", "snaxd", name)
+	end
+	local proxy = cluster.proxy(node, address)
+	return require("skynet.snax").bind(proxy, name)
+end
+
 return cluster

@@ -50,14 +50,15 @@ class EvalError(AssertionError):
 
 
 class Node:
-    def __init__(self, ctx, name, ini_path, log_path, err_path, ctl_port=None):
+    def __init__(self, ctx, name, ini_path, log_path, err_path, ctl_port=None, env=None):
         self.ctx, self.name = ctx, name
         self.ini, self.log, self.err = ini_path, log_path, err_path
         self.ctl_port = ctl_port
         self.conns = {}
         self.errf = open(err_path, "w")
         self.proc = subprocess.Popen([ctx.binary, ini_path], cwd=ctx.tmp, stdout=self.errf,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **env) if env else None)
         self.pid = self.proc.pid
 
     def text(self):
@@ -178,9 +179,12 @@ class Context:
         text += f"[env]\ntest_tmp = {self.tmp}\n{env}\n"
         return self.write(name + ".ini", text)
 
-    def node(self, name, start, **kw):
+    def node(self, name, start, proc_env=None, **kw):
+        """A node running `start`; proc_env adds environment variables to its process (env= is
+        the INI's [env] section, as for ini())."""
         ini = self.ini(name, start, **kw)
-        n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"))
+        n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"),
+                 env=proc_env)
         self.nodes.append(n)
         return n
 

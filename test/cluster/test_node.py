@@ -32,15 +32,6 @@ def test_broken_config_names_file_line_and_key(ctx):
     check(p.returncode == 0 and "is valid" in p.stdout, p.stdout + p.stderr)
 
 
-def test_start_service_failure_keeps_node_running(ctx):
-    n = ctx.node("n1", "no_such_start_service")
-    n.wait_log(r"start service 'no_such_start_service' failed")
-    check(n.proc.poll() is None, "node still running")
-    n.signal(signal.SIGTERM)
-    check(n.wait_exit() == 0, "clean exit on SIGTERM")
-    n.wait_log(r"node n1 stopped")
-
-
 def test_bootstrap_error_exits_1(ctx):
     n = ctx.node("n2", "main", node="bootstrap = nosuchmodule x")
     check(n.wait_exit() == 1, "exit status 1")

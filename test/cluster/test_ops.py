@@ -306,17 +306,14 @@ def test_console_serves_several_clients_at_once(ctx):
 
 def test_console_and_metrics_refuse_non_loopback_addresses(ctx):
     cport, mport = free_port(), free_port()
-    n = ctx.node("r1", "idle", node=f"console = 0.0.0.0:{cport}\nmetrics = 0.0.0.0:{mport}")
-    n.wait_log(r"debug console: refusing non-loopback address 0\.0\.0\.0:%d" % cport)
-    n.wait_log(r"metrics: refusing non-loopback address 0\.0\.0\.0:%d" % mport)
-    n.wait_log(r"LAUNCH snlua idle")
-    check(n.proc.poll() is None, "the node keeps running")
-    for port in (cport, mport):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=5).close()
-            raise TestFailure(f"something listens on {port}")
-        except ConnectionRefusedError:
-            pass
+    for name, key, what, port in (("r1", "console", "debug console", cport),
+                                  ("r3", "metrics", "metrics", mport)):
+        n = ctx.node(name, "idle", node=f"{key} = 0.0.0.0:{port}")
+        check(n.wait_exit() == 1, "a refused listener is a start failure: exit status 1")
+        n.wait_log(r"ERROR \[:[0-9a-f]+\] %s on 0\.0\.0\.0:%d failed: %s: refusing non-loopback "
+                   r"address 0\.0\.0\.0:%d" % (key if key == "metrics" else "debug_console", port,
+                                                 what, port))
+        check("LAUNCH snlua idle" not in n.text(), "the start service never ran")
     port = free_port()
     m = ctx.node("r2", "idle", node=f"console = 0.0.0.0:{port}\nconsole_allow_remote = true")
     m.wait_log(r"debug console listening on 0\.0\.0\.0:%d" % port)
@@ -350,7 +347,7 @@ def parse_exposition(text):
             name, labels = m.group(1), m.group(2) or ""
             family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in typed else name
             check(family in typed and family in helped, f"sample before its HELP/TYPE: {line}")
-            check(name.startswith("skyjet_"), f"prefix: {line}")
+            check(name.startswith(("skyjet_", "process_")), f"prefix: {line}")
             key = (name, labels)
             check(key not in values, f"duplicate sample: {line}")
             values[key] = float(m.group(3))
@@ -378,9 +375,17 @@ def http(port, chunks, pause=0.05):
     return status, head, body
 
 
+def promtool(body):
+    """`promtool check metrics`: Prometheus' own parser and naming/type lint."""
+    p = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True,
+                       timeout=SCRIPT_TIMEOUT)
+    check(p.returncode == 0, f"promtool check metrics: {p.stdout}{p.stderr}")
+
+
 def scrape(port):
     status, head, body = http(port, ["GET /metrics HTTP/1.0\r\n\r\n"])
     check(status == 200 and "text/plain; version=0.0.4" in head, head)
+    promtool(body)
     return parse_exposition(body)
 
 
@@ -388,11 +393,15 @@ NODE_METRICS = {
     "skyjet_uptime_seconds": "gauge", "skyjet_services": "gauge",
     "skyjet_services_launched_total": "counter", "skyjet_services_released_total": "counter",
     "skyjet_messages_total": "counter", "skyjet_mq_length_max": "gauge",
-    "skyjet_mq_length_total": "gauge", "skyjet_timers_pending": "gauge",
+    "skyjet_mq_messages_waiting": "gauge", "skyjet_timers_pending": "gauge",
     "skyjet_worker_messages_total": "counter", "skyjet_worker_busy_seconds_total": "counter",
     "skyjet_log_lines_total": "counter", "skyjet_sockets": "gauge",
     "skyjet_socket_bytes_in_total": "counter", "skyjet_socket_bytes_out_total": "counter",
     "skyjet_socket_reads_total": "counter", "skyjet_socket_writes_total": "counter",
+    "skyjet_build_info": "gauge", "skyjet_lua_memory_bytes": "gauge",
+    "process_cpu_seconds_total": "counter", "process_resident_memory_bytes": "gauge",
+    "process_virtual_memory_bytes": "gauge", "process_open_fds": "gauge",
+    "process_max_fds": "gauge", "process_start_time_seconds": "gauge",
 }
 PEER_METRICS = {
     "skyjet_cluster_link_up": "gauge", "skyjet_cluster_requests_total": "counter",
@@ -421,6 +430,11 @@ def test_metrics_exposition_is_valid_and_values_move_with_traffic(ctx):
     check(before[("skyjet_cluster_link_up", peer)] == 1, "link to n2 up")
     check(("skyjet_cluster_link_up", '{node="n1"}') not in before, "no link to ourselves")
     check(before[("skyjet_services", "")] >= 5, "services alive")
+    check(before[("skyjet_build_info", '{version="%s"}' % ctx.run(["--version"]).stdout.split()[1])]
+          == 1, "build info names the version")
+    check(before[("process_open_fds", "")] >= 5 and before[("process_resident_memory_bytes", "")]
+          > 1 << 20 and before[("skyjet_lua_memory_bytes", "")] > 100000, "process and Lua memory")
+    check(abs(before[("process_start_time_seconds", "")] - time.time()) < 600, "start time")
     a.eval("""
         for i = 1, 20 do cluster.call("n2", "@probe", "echo", string.rep("x", 1000)) end
         cluster.send("n2", "@probe", "record", "pushed")
@@ -441,6 +455,8 @@ def test_metrics_exposition_is_valid_and_values_move_with_traffic(ctx):
     check(after[("skyjet_cluster_pending_calls", peer)] == 0, "nothing pending")
     check(total(after, "skyjet_worker_busy_seconds_total") >
           total(before, "skyjet_worker_busy_seconds_total"), "workers were busy")
+    check(after[("process_cpu_seconds_total", "")] >= before[("process_cpu_seconds_total", "")],
+          "CPU seconds")
     check(total(after, "skyjet_worker_messages_total") == after[("skyjet_messages_total", "")],
           "per-worker messages add up")
     hist = "skyjet_cluster_call_latency_seconds"
@@ -450,6 +466,40 @@ def test_metrics_exposition_is_valid_and_values_move_with_traffic(ctx):
     check(counts == sorted(counts) and buckets[-1][0] == float("inf"), buckets)
     check(counts[-1] == after[(hist + "_count", peer)] and counts[-1] >= before[(hist + "_count", peer)] + 20,
           "every call is in the histogram")
+
+
+def test_metrics_counters_never_go_back_between_scrapes(ctx):
+    """Busy time is summed while workers sleep and wake: scraped often, across idle and busy
+    stretches, no counter may ever be lower than in the scrape before."""
+    port = free_port()
+    n = ctx.ctl_node("m1", node=f"metrics = 127.0.0.1:{port}", threads=2)
+    last, _ = scrape(port)
+    for i in range(12):
+        if i % 3 == 0:  # a busy stretch, then idle ones
+            n.eval("local t = skynet.now() while skynet.now() - t < 5 do end")
+        values, typed = scrape(port)
+        for key, v in values.items():
+            if typed.get(key[0]) == "counter" and key in last:
+                check(v >= last[key], f"{key} went back: {last[key]} -> {v}")
+        last = values
+
+
+def test_metrics_head_answers_the_headers_only(ctx):
+    port = free_port()
+    n = ctx.node("m3", "idle", node=f"metrics = 127.0.0.1:{port}")
+    n.wait_log(r"metrics listening")
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(b"HEAD /metrics HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    check(head.startswith("HTTP/1.0 200") and int(re.search(r"Content-Length: (\d+)", head).group(1))
+          > 100 and body == "", repr(data[:300]))
 
 
 def test_metrics_http_partial_requests_several_clients_404_and_405(ctx):
@@ -463,7 +513,7 @@ def test_metrics_http_partial_requests_several_clients_404_and_405(ctx):
     check(http(port, ["GET /nope HTTP/1.0\r\n\r\n"])[0] == 404, "other paths: 404, while "
           "another client is mid-request")
     status, head, _ = http(port, ["POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n"])
-    check(status == 405 and "Allow: GET" in head, head)
+    check(status == 405 and "Allow: GET, HEAD" in head, head)
     slow.sendall(b"\r\n")
     data = b""
     while True:
@@ -550,11 +600,19 @@ def test_make_install_then_a_node_runs_from_the_installed_tree(ctx):
     share = os.path.join(tree, "share", "skyjet")
     for f in ("lualib/skynet.lua", "lualib/skynet/socket.lua", "service/bootstrap.lua",
               "service/debug_console.lua", "service/metrics.lua", "service/cluster_node.lua",
-              "config/game1.ini", "config/game.lua", "config/node.ini"):
+              "config/game1.ini", "config/game.lua", "config/node.ini", "config/skyjet.logrotate"):
         check(os.path.isfile(os.path.join(share, f)), f"installed {f}")
     unit = open(os.path.join(share, "config", "skyjet@.service")).read()
     check(f"ExecStart={prefix}/bin/skyjet /etc/skyjet/%i.ini" in unit and "/usr/local" not in unit,
           "the unit names the installed binary")
+    for line in ("Type=notify", "ProtectSystem=strict", "PrivateTmp=yes", "NoNewPrivileges=yes",
+                 "LimitNOFILE=65536"):
+        check(re.search(rf"^{line}$", unit, re.M), f"the unit lacks {line}")
+    rotate = open(os.path.join(share, "config", "skyjet.logrotate")).read()
+    check("kill -s USR1" in rotate, "logrotate signals the nodes to reopen their logs")
+    man = os.path.join(tree, "share", "man", "man1", "skyjet.1")
+    p = subprocess.run(["man", "-l", man], capture_output=True, text=True, env=dict(os.environ, MANWIDTH="80"))
+    check(p.returncode == 0 and "--test" in p.stdout and "EXIT STATUS" in p.stdout, p.stdout + p.stderr)
     # a node configured outside the repository, started from another folder
     os.makedirs(ctx.path("etc", "svc"))
     ctx.write("etc/svc/hello.lua", HELLO)

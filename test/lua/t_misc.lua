@@ -131,7 +131,7 @@ T.case("handler_error_is_logged_with_skynet_header", function()
 	pcall(skynet.call, p, "lua", "fail", "logged-boom")
 	skynet.sleep(1)
 	local log = io.open(skynet.getenv("test_tmp") .. "/node.log"):read("*a")
-	T.ok(log:find(string.format("lua call %%[%x to :%x : %%d+ msgsz = %%d+%%] error : \27%%[31m.-logged%%-boom",
+	T.ok(log:find(string.format("lua call %%[%x to :%x : %%d+ msgsz = %%d+%%] error : .-logged%%-boom",
 		skynet.self(), p)), "handler error line")
 	skynet.kill(p)
 end)

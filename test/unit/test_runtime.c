@@ -390,6 +390,46 @@ START_TEST(test_config_bad_values_are_rejected)
 }
 END_TEST
 
+START_TEST(test_config_reports_every_error_with_its_line)
+{
+    char err[2048] = "";
+    ck_assert_int_eq(load("[node]\nthread = 4\nbroken line\n[lua]\njit = fast\n"
+                          "[cluster]\nmax_mesage = 1M\n",
+                          err, sizeof err),
+                     -1);
+    ck_assert_msg(
+        strstr(err, "node.ini:2: [node] thread: unknown key; did you mean [node] threads?"), "%s",
+        err);
+    ck_assert_msg(strstr(err, "node.ini:3: syntax error"), "%s", err);
+    ck_assert_msg(strstr(err, "node.ini:5: [lua] jit = 'fast': must be one of auto|on|off"), "%s",
+                  err);
+    ck_assert_msg(strstr(err, "node.ini:7: [cluster] max_mesage: unknown key; did you mean "
+                              "[cluster] max_message?"),
+                  "%s", err);
+}
+END_TEST
+
+START_TEST(test_config_skynet_lua_config_gets_a_hint)
+{
+    char err[2048] = "";
+    ck_assert_int_eq(load("-- a Skynet config\nthread = 8\nstart = \"main\"\n", err, sizeof err),
+                     -1);
+    ck_assert_msg(strstr(err, "node.ini:2: this looks like a Skynet Lua config") &&
+                      strstr(err, "thread -> [node] threads") &&
+                      strstr(err, "luaservice -> [lua] service_path"),
+                  "%s", err);
+}
+END_TEST
+
+START_TEST(test_config_directory_is_not_a_config)
+{
+    char err[256] = "";
+    struct node_config cfg;
+    ck_assert_int_eq(config_load(tmpdir, "/opt", &cfg, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "not a regular file"), "%s", err);
+}
+END_TEST
+
 START_TEST(test_config_missing_file_is_an_error)
 {
     char err[256] = "";
@@ -418,6 +458,9 @@ int main(void)
     tcase_add_test(tc, test_timer_cancel_removes_only_that_timer);
     tcase_add_test(tc, test_timer_random_operations_stay_ordered);
     tcase_add_test(tc, test_env_sets_each_key_once);
+    tcase_add_test(tc, test_config_reports_every_error_with_its_line);
+    tcase_add_test(tc, test_config_skynet_lua_config_gets_a_hint);
+    tcase_add_test(tc, test_config_directory_is_not_a_config);
     tcase_add_test(tc, test_config_publishes_keys_aliases_and_defaults);
     tcase_add_test(tc, test_config_unknown_key_names_file_line_and_key);
     tcase_add_test(tc, test_config_bad_values_are_rejected);
