@@ -31,6 +31,7 @@ local name_waiting = {} -- "@name" -> coroutines waiting for a query in flight
 local closed = false
 local inflight = 0 -- requests handed to local services and not answered yet
 local draining = false -- the node is stopping: finish in-flight requests, then close
+local peer_eof = false -- the peer sent EOF: finish in-flight requests, then close
 local holding = false
 local handshake -- the server half of authentication while the peer must still authenticate
 local finish_drain, shutdown, process_frames
@@ -67,6 +68,7 @@ function shutdown(reason, abnormal)
 		return
 	end
 	closed = true
+	driver.close(fd) -- after the peer's EOF the socket is still ours to close
 	skynet.send(clusterd, "lua", "closed", fd, serial)
 	buffer:clear()
 	large:clear()
@@ -80,10 +82,7 @@ function shutdown(reason, abnormal)
 end
 
 local function close_link(reason, abnormal)
-	if not closed then
-		driver.close(fd)
-		shutdown(reason, abnormal)
-	end
+	shutdown(reason, abnormal)
 end
 
 -- The node is stopping and nothing is in flight any more: close the link so the peer knows.
@@ -232,8 +231,19 @@ end
 local function serve_request(addr, session, msg, sz, tag)
 	dispatch(addr, session, msg, sz, false, tag)
 	inflight = inflight - 1
-	if draining and inflight == 0 then
+	if inflight == 0 and peer_eof then
+		close_link("peer closed")
+	elseif inflight == 0 and draining then
 		finish_drain()
+	end
+end
+
+-- The peer shut its write side (or closed): nothing more comes in, but the requests in flight
+-- are still answered (Skynet's half-close) before the link closes.
+local function on_eof()
+	peer_eof = true
+	if inflight == 0 then
+		close_link("peer closed")
 	end
 end
 
@@ -382,7 +392,16 @@ end
 -- queued before clusterd answers takeover, so starting the socket again after it is enough.)
 local opened, taken = false, false
 local early = {} -- DATA events before takeover: { data, size }, ...
-local early_close -- CLOSE/ERROR before takeover: the reason
+local early_close -- CLOSE/ERROR before takeover: { type, ud, text }
+
+-- CLOSE (ud 1: the peer's EOF) or ERROR on our socket
+local function on_gone(t, ud, data)
+	if t == CLOSE and ud == 1 then
+		on_eof()
+	else
+		shutdown(data or (t == CLOSE and "peer closed" or "error"))
+	end
+end
 
 local function takeover()
 	local data, paused = skynet.call(clusterd, "lua", "takeover", fd, serial, skynet.self())
@@ -405,11 +424,11 @@ local function takeover()
 	taken = true
 	process_frames()
 	if early_close then
-		shutdown(early_close)
+		on_gone(early_close[1], early_close[2], early_close[3])
 	end
 end
 
-local function before_takeover(t, data, size)
+local function before_takeover(t, ud, data, size)
 	if t == DATA then
 		early[#early + 1] = { data, size }
 	elseif t == OPEN then
@@ -421,11 +440,11 @@ local function before_takeover(t, data, size)
 		closed = true
 		skynet.exit()
 	else
-		early_close = data or "peer closed"
+		early_close = { t, ud, data }
 	end
 end
 
-wire.on_socket(function(t, id, _, data, size)
+wire.on_socket(function(t, id, ud, data, size)
 	if id ~= fd then
 		if t == DATA then
 			skynet.trash(data, size)
@@ -433,15 +452,13 @@ wire.on_socket(function(t, id, _, data, size)
 		return
 	end
 	if not taken then
-		return before_takeover(t, data, size)
+		return before_takeover(t, ud, data, size)
 	end
 	if t == DATA then
 		buffer:push(data, size)
 		process_frames()
-	elseif t == CLOSE then
-		shutdown(data or "peer closed")
-	elseif t == ERROR then
-		shutdown(data or "error")
+	elseif t == CLOSE or t == ERROR then
+		on_gone(t, ud, data)
 	end
 end)
 

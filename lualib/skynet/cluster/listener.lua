@@ -121,13 +121,19 @@ local function on_data(fd, data, size)
 end
 
 local EV = wire.event
-local function on_gone(id, text)
-	local l = listeners[id]
+-- CLOSE (ud 1: the peer's EOF, the socket still ours to close; else gone) or ERROR.
+local function on_gone(id, eof, text)
+	local l, c = listeners[id], conns[id]
 	if l then
 		log("cluster listener %s failed: %s", l.address, tostring(text))
 		listeners[id] = nil
-	elseif conns[id] and conns[id].state ~= "agent" then
-		drop_conn(conns[id])
+	elseif c and c.state == "new" then
+		drop_conn(c)
+		if eof then
+			driver.close(id)
+		end
+	elseif c and c.state == "starting" and not eof then
+		drop_conn(c) -- gone; after an EOF the agent takes the socket and hears the EOF itself
 	end
 end
 
@@ -141,7 +147,7 @@ wire.on_socket(function(t, id, ud, data, size)
 			driver.close(ud)
 		end
 	elseif t == EV.CLOSE or t == EV.ERROR then
-		on_gone(id, data)
+		on_gone(id, t == EV.CLOSE and ud == 1, data)
 	end
 end)
 
