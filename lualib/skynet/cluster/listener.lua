@@ -81,7 +81,8 @@ local function on_accept(l, fd, address)
 		return
 	end
 	conn_serial = conn_serial + 1
-	local c = { fd = fd, address = address, listener = l, serial = conn_serial, state = "new", data = "" }
+	local c = { fd = fd, address = address, listener = l, serial = conn_serial, state = "new",
+		data = {}, size = 0 }
 	conns[fd] = c
 	l.live = l.live + 1
 	trim(l.fresh)
@@ -99,21 +100,25 @@ local function on_accept(l, fd, address)
 	skynet.log("debug", string.format("cluster connection from %s", address))
 end
 
+-- Bytes before the takeover are kept as a list of strings (c.data) and c.size in total.
 local function on_data(fd, data, size)
 	local c = conns[fd]
-	local bytes = skynet.tostring(data, size)
-	skynet.trash(data, size)
 	if not c or c.state == "agent" then
+		skynet.trash(data, size)
 		return
 	end
-	c.data = c.data .. bytes
+	local bytes = skynet.tostring(data, size)
+	skynet.trash(data, size)
+	c.data[#c.data + 1] = bytes
+	c.size = c.size + size
 	if c.state == "new" then
-		local hi, lo = c.data:byte(1, 2)
-		if lo and #c.data >= wire.FRAME_PREFIX + hi * 256 + lo then
+		local head = #c.data[1] >= wire.FRAME_PREFIX and c.data[1] or table.concat(c.data)
+		local hi, lo = head:byte(1, 2)
+		if lo and c.size >= wire.FRAME_PREFIX + hi * 256 + lo then
 			c.state = "starting"
 			skynet.fork(start_agent, c)
 		end
-	elseif #c.data > 4 * 65536 and not c.paused then
+	elseif c.size > 4 * 65536 and not c.paused then
 		-- the agent may have taken the socket over already: it resumes it after takeover
 		c.paused = true
 		driver.pause(fd)
@@ -121,6 +126,7 @@ local function on_data(fd, data, size)
 end
 
 local EV = wire.event
+
 -- CLOSE (ud 1: the peer's EOF, the socket still ours to close; else gone) or ERROR.
 local function on_gone(id, eof, text)
 	local l, c = listeners[id], conns[id]
@@ -215,7 +221,7 @@ function listener.takeover(fd, serial, agent)
 		return nil
 	end
 	c.state, c.agent = "agent", agent
-	local data, paused = c.data, c.paused
+	local data, paused = table.concat(c.data), c.paused
 	c.data = nil
 	if c.holding then -- the node began stopping while the agent started
 		skynet.fork(function()
