@@ -1,7 +1,7 @@
 -- clusteragent: the receiving side of one inbound cluster connection. Takes the socket over
 -- from clusterd once its first frame has arrived, splits the byte stream into frames,
--- reassembles multi-part requests, resolves "@name" through clusterd (cached; concurrent
--- look-ups of one name share one query), calls or sends to the local service and writes the
+-- reassembles multi-part requests (skynet.cluster.assembly), resolves addresses under the
+-- exposure policy (skynet.cluster.resolve), calls or sends to the local service and writes the
 -- reply (split when large). Every request gets an answer: callee errors, unknown names and
 -- undecodable payloads come back as error replies.
 -- Hardening (skyjet): malformed frames and parts without a header close the link; caps on
@@ -16,18 +16,17 @@ local auth = require "skynet.cluster.auth"
 local settings = require "skynet.cluster.settings"
 local assembly = require "skynet.cluster.assembly"
 local wire = require "skynet.cluster.wire"
+local resolver = require "skynet.cluster.resolve"
 
 local clusterd, fd, serial, peer = ...
 clusterd, fd, serial = tonumber(clusterd), tonumber(fd), tonumber(serial)
 
 local MAX_PENDING = settings.max_pending
-local EXPOSE = settings.expose
 
 local buffer = driver.buffer()
 local large = assembly.new() -- multi-part requests in progress
 local tracetag -- applies to the next request only
-local name_cache = {} -- "@name" -> handle
-local name_waiting = {} -- "@name" -> coroutines waiting for a query in flight
+local names = resolver.new(clusterd) -- where requests may go (@name cache, exposure policy)
 local closed = false
 local inflight = 0 -- requests handed to local services and not answered yet
 local draining = false -- the node is stopping: finish in-flight requests, then close
@@ -90,82 +89,6 @@ function finish_drain()
 	close_link("node stopping")
 end
 
-local function query_name(name)
-	local ok, handle = pcall(skynet.call, clusterd, "lua", "queryname", name)
-	return ok and handle or nil
-end
-
-local function resolve_name(addr)
-	local h = name_cache[addr]
-	if h then
-		return h
-	end
-	local w = name_waiting[addr]
-	if w then
-		local co = coroutine.running()
-		w[#w + 1] = co
-		skynet.wait(co)
-		h = name_cache[addr]
-	else
-		w = {}
-		name_waiting[addr] = w
-		h = query_name(addr:sub(2))
-		name_waiting[addr] = nil
-		name_cache[addr] = h
-		for _, co in ipairs(w) do
-			skynet.wakeup(co)
-		end
-	end
-	if h then
-		return h
-	end
-	return nil, "Invalid name"
-end
-
--- Where a request may go under the exposure policy ([cluster] expose):
---   services (default, Skynet's usage): @names, .names and handles of every service that is not
---     node-internal (launcher, clusterd, gates, agents, senders, console, metrics... mark
---     themselves with core.internal());
---   registered: @names, and handles of non-internal services (those registered services hand out);
---   names: @names only;  all: anything, internal services included (Skynet's behaviour).
-local function resolve(addr)
-	if type(addr) == "string" and addr:sub(1, 1) == "@" then
-		return resolve_name(addr)
-	end
-	local handle = addr
-	if type(addr) == "string" then
-		local first = addr:sub(1, 1)
-		if first == "." then
-			if EXPOSE == "all" then
-				return addr
-			elseif EXPOSE ~= "services" then
-				return nil, string.format("not exposed: %s is a node-local name ([cluster] expose = %s)",
-					addr, EXPOSE)
-			end
-			handle = skynet.localname(addr)
-			if not handle then
-				return nil, "Invalid name " .. addr
-			end
-		elseif first == ":" then
-			handle = tonumber(addr:sub(2), 16)
-			if not handle then
-				return nil, "Invalid name " .. addr
-			end
-		else
-			return nil, "Invalid name " .. addr .. " (skyjet has no global names)"
-		end
-	end
-	if EXPOSE == "all" then
-		return handle
-	elseif EXPOSE == "names" then
-		return nil, string.format("not exposed: %s (only @names with [cluster] expose = names)",
-			tostring(addr))
-	elseif core.isinternal(handle) then
-		return nil, string.format("not exposed: %s is node-internal", tostring(addr))
-	end
-	return handle
-end
-
 local function answer_query(session, msg, sz)
 	local ok, name = pcall(skynet.unpack, msg, sz)
 	skynet.trash(msg, sz)
@@ -173,7 +96,7 @@ local function answer_query(session, msg, sz)
 		reply_error(session, "Invalid name query") -- Skynet stays silent; we answer
 		return
 	end
-	local h = query_name(name)
+	local h = names:query(name)
 	if h then
 		write(cluster.packresponse(session, true, skynet.packstring(h)))
 	else
@@ -194,7 +117,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 		end
 		return
 	end
-	local target, err = resolve(addr)
+	local target, err = names:resolve(addr)
 	if not target then
 		skynet.trash(msg, sz)
 		if is_push then
@@ -463,7 +386,7 @@ wire.on_socket(function(t, id, ud, data, size)
 end)
 
 function CMD.namechange()
-	name_cache = {}
+	names:flush()
 end
 
 function CMD.drain()
