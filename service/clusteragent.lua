@@ -1,7 +1,7 @@
 -- clusteragent: the receiving side of one inbound cluster connection. Takes the socket over
 -- from clusterd once its first frame has arrived, splits the byte stream into frames,
--- reassembles multi-part requests, resolves "@name" through clusterd (cached; concurrent
--- look-ups of one name share one query), calls or sends to the local service and writes the
+-- reassembles multi-part requests (skynet.cluster.assembly), resolves addresses under the
+-- exposure policy (skynet.cluster.resolve), calls or sends to the local service and writes the
 -- reply (split when large). Every request gets an answer: callee errors, unknown names and
 -- undecodable payloads come back as error replies.
 -- Hardening (skyjet): malformed frames and parts without a header close the link; caps on
@@ -16,21 +16,21 @@ local auth = require "skynet.cluster.auth"
 local settings = require "skynet.cluster.settings"
 local assembly = require "skynet.cluster.assembly"
 local wire = require "skynet.cluster.wire"
+local resolver = require "skynet.cluster.resolve"
 
 local clusterd, fd, serial, peer = ...
 clusterd, fd, serial = tonumber(clusterd), tonumber(fd), tonumber(serial)
 
 local MAX_PENDING = settings.max_pending
-local EXPOSE = settings.expose
 
 local buffer = driver.buffer()
 local large = assembly.new() -- multi-part requests in progress
 local tracetag -- applies to the next request only
-local name_cache = {} -- "@name" -> handle
-local name_waiting = {} -- "@name" -> coroutines waiting for a query in flight
+local names = resolver.new(clusterd) -- where requests may go (@name cache, exposure policy)
 local closed = false
 local inflight = 0 -- requests handed to local services and not answered yet
 local draining = false -- the node is stopping: finish in-flight requests, then close
+local peer_eof = false -- the peer sent EOF: finish in-flight requests, then close
 local holding = false
 local handshake -- the server half of authentication while the peer must still authenticate
 local finish_drain, shutdown, process_frames
@@ -67,6 +67,7 @@ function shutdown(reason, abnormal)
 		return
 	end
 	closed = true
+	driver.close(fd) -- after the peer's EOF the socket is still ours to close
 	skynet.send(clusterd, "lua", "closed", fd, serial)
 	buffer:clear()
 	large:clear()
@@ -80,91 +81,12 @@ function shutdown(reason, abnormal)
 end
 
 local function close_link(reason, abnormal)
-	if not closed then
-		driver.close(fd)
-		shutdown(reason, abnormal)
-	end
+	shutdown(reason, abnormal)
 end
 
 -- The node is stopping and nothing is in flight any more: close the link so the peer knows.
 function finish_drain()
 	close_link("node stopping")
-end
-
-local function query_name(name)
-	local ok, handle = pcall(skynet.call, clusterd, "lua", "queryname", name)
-	return ok and handle or nil
-end
-
-local function resolve_name(addr)
-	local h = name_cache[addr]
-	if h then
-		return h
-	end
-	local w = name_waiting[addr]
-	if w then
-		local co = coroutine.running()
-		w[#w + 1] = co
-		skynet.wait(co)
-		h = name_cache[addr]
-	else
-		w = {}
-		name_waiting[addr] = w
-		h = query_name(addr:sub(2))
-		name_waiting[addr] = nil
-		name_cache[addr] = h
-		for _, co in ipairs(w) do
-			skynet.wakeup(co)
-		end
-	end
-	if h then
-		return h
-	end
-	return nil, "Invalid name"
-end
-
--- Where a request may go under the exposure policy ([cluster] expose):
---   services (default, Skynet's usage): @names, .names and handles of every service that is not
---     node-internal (launcher, clusterd, gates, agents, senders, console, metrics... mark
---     themselves with core.internal());
---   registered: @names, and handles of non-internal services (those registered services hand out);
---   names: @names only;  all: anything, internal services included (Skynet's behaviour).
-local function resolve(addr)
-	if type(addr) == "string" and addr:sub(1, 1) == "@" then
-		return resolve_name(addr)
-	end
-	local handle = addr
-	if type(addr) == "string" then
-		local first = addr:sub(1, 1)
-		if first == "." then
-			if EXPOSE == "all" then
-				return addr
-			elseif EXPOSE ~= "services" then
-				return nil, string.format("not exposed: %s is a node-local name ([cluster] expose = %s)",
-					addr, EXPOSE)
-			end
-			handle = skynet.localname(addr)
-			if not handle then
-				return nil, "Invalid name " .. addr
-			end
-		elseif first == ":" then
-			handle = tonumber(addr:sub(2), 16)
-			if not handle then
-				return nil, "Invalid name " .. addr
-			end
-		else
-			return nil, "Invalid name " .. addr .. " (skyjet has no global names)"
-		end
-	end
-	if EXPOSE == "all" then
-		return handle
-	elseif EXPOSE == "names" then
-		return nil, string.format("not exposed: %s (only @names with [cluster] expose = names)",
-			tostring(addr))
-	elseif core.isinternal(handle) then
-		return nil, string.format("not exposed: %s is node-internal", tostring(addr))
-	end
-	return handle
 end
 
 local function answer_query(session, msg, sz)
@@ -174,7 +96,7 @@ local function answer_query(session, msg, sz)
 		reply_error(session, "Invalid name query") -- Skynet stays silent; we answer
 		return
 	end
-	local h = query_name(name)
+	local h = names:query(name)
 	if h then
 		write(cluster.packresponse(session, true, skynet.packstring(h)))
 	else
@@ -195,7 +117,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 		end
 		return
 	end
-	local target, err = resolve(addr)
+	local target, err = names:resolve(addr)
 	if not target then
 		skynet.trash(msg, sz)
 		if is_push then
@@ -232,8 +154,19 @@ end
 local function serve_request(addr, session, msg, sz, tag)
 	dispatch(addr, session, msg, sz, false, tag)
 	inflight = inflight - 1
-	if draining and inflight == 0 then
+	if inflight == 0 and peer_eof then
+		close_link("peer closed")
+	elseif inflight == 0 and draining then
 		finish_drain()
+	end
+end
+
+-- The peer shut its write side (or closed): nothing more comes in, but the requests in flight
+-- are still answered (Skynet's half-close) before the link closes.
+local function on_eof()
+	peer_eof = true
+	if inflight == 0 then
+		close_link("peer closed")
 	end
 end
 
@@ -378,13 +311,23 @@ end
 -- Taking the socket over from clusterd: driver.start makes us its owner and the reactor confirms
 -- with OPEN, after everything it read for clusterd has reached clusterd; only then do we ask
 -- clusterd for those bytes (takeover), so none is lost or reordered. Events that reach us before
--- that wait in `early`.
+-- that wait in `early`. (clusterd pauses a socket whose agent is slow to start; any such pause is
+-- queued before clusterd answers takeover, so starting the socket again after it is enough.)
 local opened, taken = false, false
 local early = {} -- DATA events before takeover: { data, size }, ...
-local early_close -- CLOSE/ERROR before takeover: the reason
+local early_close -- CLOSE/ERROR before takeover: { type, ud, text }
+
+-- CLOSE (ud 1: the peer's EOF) or ERROR on our socket
+local function on_gone(t, ud, data)
+	if t == CLOSE and ud == 1 then
+		on_eof()
+	else
+		shutdown(data or (t == CLOSE and "peer closed" or "error"))
+	end
+end
 
 local function takeover()
-	local data = skynet.call(clusterd, "lua", "takeover", fd, serial, skynet.self())
+	local data, paused = skynet.call(clusterd, "lua", "takeover", fd, serial, skynet.self())
 	if not data then -- clusterd dropped the connection meanwhile
 		closed = true
 		for _, e in ipairs(early) do
@@ -392,6 +335,9 @@ local function takeover()
 		end
 		driver.close(fd)
 		skynet.exit()
+	end
+	if paused then -- clusterd's pause may have reached the reactor after our start
+		driver.start(fd)
 	end
 	buffer:push(data)
 	for _, e in ipairs(early) do
@@ -401,11 +347,11 @@ local function takeover()
 	taken = true
 	process_frames()
 	if early_close then
-		shutdown(early_close)
+		on_gone(early_close[1], early_close[2], early_close[3])
 	end
 end
 
-local function before_takeover(t, data, size)
+local function before_takeover(t, ud, data, size)
 	if t == DATA then
 		early[#early + 1] = { data, size }
 	elseif t == OPEN then
@@ -417,11 +363,11 @@ local function before_takeover(t, data, size)
 		closed = true
 		skynet.exit()
 	else
-		early_close = data or "peer closed"
+		early_close = { t, ud, data }
 	end
 end
 
-wire.on_socket(function(t, id, _, data, size)
+wire.on_socket(function(t, id, ud, data, size)
 	if id ~= fd then
 		if t == DATA then
 			skynet.trash(data, size)
@@ -429,20 +375,18 @@ wire.on_socket(function(t, id, _, data, size)
 		return
 	end
 	if not taken then
-		return before_takeover(t, data, size)
+		return before_takeover(t, ud, data, size)
 	end
 	if t == DATA then
 		buffer:push(data, size)
 		process_frames()
-	elseif t == CLOSE then
-		shutdown(data or "peer closed")
-	elseif t == ERROR then
-		shutdown(data or "error")
+	elseif t == CLOSE or t == ERROR then
+		on_gone(t, ud, data)
 	end
 end)
 
 function CMD.namechange()
-	name_cache = {}
+	names:flush()
 end
 
 function CMD.drain()

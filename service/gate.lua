@@ -19,7 +19,8 @@ local connections = {} -- fd -> { fd, address, buffer, agent, client, reading }
 local handed_off = {} -- fd -> true: owned by another service, still counted
 local CMD = {}
 
-local DATA, OPEN, CLOSE, ACCEPT, ERROR, WARNING = 1, 2, 3, 4, 5, 7
+local EV = driver.event -- from reactor.h
+local DATA, OPEN, CLOSE, ACCEPT, ERROR, WARNING = EV.DATA, EV.OPEN, EV.CLOSE, EV.ACCEPT, EV.ERROR, EV.WARNING
 
 local function notify(...)
 	if watchdog then

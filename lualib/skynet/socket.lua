@@ -12,7 +12,9 @@ local socket = {}
 local pool = {} -- id -> state
 local BUFFER_PAUSE = 4 * 1024 * 1024 -- pause reading when this much sits unread and nobody reads
 
-local DATA, OPEN, CLOSE, ACCEPT, ERROR, UDP, WARNING = 1, 2, 3, 4, 5, 6, 7
+local EV = driver.event -- from reactor.h
+local DATA, OPEN, CLOSE, ACCEPT, ERROR, UDP, WARNING = EV.DATA, EV.OPEN, EV.CLOSE, EV.ACCEPT, EV.ERROR,
+	EV.UDP, EV.WARNING
 
 local function new_state(id, accept)
 	local s = {

@@ -152,3 +152,21 @@ def test_agent_table_and_slots_stay_exact_under_churn(ctx):
     b.signal(signal.SIGTERM)
     b.wait_log(r"node stopping: listeners closed, 1 inbound link\(s\) draining")
     check(b.wait_exit(10) == 0, "exit 0")
+
+
+def test_request_then_eof_is_answered_and_the_slot_freed(ctx):
+    a, b, handle = pair(ctx)
+    payload = packed(b, '"echo", "half-closed"')
+    for first_frame_only in (True, False):  # EOF with the first frame, and on an agent's link
+        s = socket.create_connection(("127.0.0.1", a.port2))
+        if not first_frame_only:
+            s.sendall(frame(b"\x00" + struct.pack("<II", handle, 1) + payload))
+            check(read_replies(s, 1), "first answer")
+        s.sendall(frame(b"\x00" + struct.pack("<II", handle, 2) + payload))
+        s.shutdown(socket.SHUT_WR)  # as `printf ... | socat - TCP:...` does
+        replies = read_replies(s, 1)
+        check(replies and replies[0][:5] == struct.pack("<I", 2) + b"\x01" and
+              b"half-closed" in replies[0], replies)
+        check(closed_by_node(s), "the node closes the link after answering")
+        s.close()
+        wait_for(lambda: b.eval1(LIVE) == 0, what="the slot freed")

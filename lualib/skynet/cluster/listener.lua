@@ -81,7 +81,8 @@ local function on_accept(l, fd, address)
 		return
 	end
 	conn_serial = conn_serial + 1
-	local c = { fd = fd, address = address, listener = l, serial = conn_serial, state = "new", data = "" }
+	local c = { fd = fd, address = address, listener = l, serial = conn_serial, state = "new",
+		data = {}, size = 0 }
 	conns[fd] = c
 	l.live = l.live + 1
 	trim(l.fresh)
@@ -99,33 +100,46 @@ local function on_accept(l, fd, address)
 	skynet.log("debug", string.format("cluster connection from %s", address))
 end
 
+-- Bytes before the takeover are kept as a list of strings (c.data) and c.size in total.
 local function on_data(fd, data, size)
 	local c = conns[fd]
-	local bytes = skynet.tostring(data, size)
-	skynet.trash(data, size)
 	if not c or c.state == "agent" then
+		skynet.trash(data, size)
 		return
 	end
-	c.data = c.data .. bytes
+	local bytes = skynet.tostring(data, size)
+	skynet.trash(data, size)
+	c.data[#c.data + 1] = bytes
+	c.size = c.size + size
 	if c.state == "new" then
-		local hi, lo = c.data:byte(1, 2)
-		if lo and #c.data >= wire.FRAME_PREFIX + hi * 256 + lo then
+		local head = #c.data[1] >= wire.FRAME_PREFIX and c.data[1] or table.concat(c.data)
+		local hi, lo = head:byte(1, 2)
+		if lo and c.size >= wire.FRAME_PREFIX + hi * 256 + lo then
 			c.state = "starting"
 			skynet.fork(start_agent, c)
 		end
-	elseif #c.data > 4 * 65536 then
-		driver.pause(fd) -- the agent, starting, resumes it
+	elseif c.size > 4 * 65536 and not c.paused then
+		-- the agent may have taken the socket over already: it resumes it after takeover
+		c.paused = true
+		driver.pause(fd)
 	end
 end
 
 local EV = wire.event
-local function on_gone(id, text)
-	local l = listeners[id]
+
+-- CLOSE (ud 1: the peer's EOF, the socket still ours to close; else gone) or ERROR.
+local function on_gone(id, eof, text)
+	local l, c = listeners[id], conns[id]
 	if l then
 		log("cluster listener %s failed: %s", l.address, tostring(text))
 		listeners[id] = nil
-	elseif conns[id] and conns[id].state ~= "agent" then
-		drop_conn(conns[id])
+	elseif c and c.state == "new" then
+		drop_conn(c)
+		if eof then
+			driver.close(id)
+		end
+	elseif c and c.state == "starting" and not eof then
+		drop_conn(c) -- gone; after an EOF the agent takes the socket and hears the EOF itself
 	end
 end
 
@@ -139,7 +153,7 @@ wire.on_socket(function(t, id, ud, data, size)
 			driver.close(ud)
 		end
 	elseif t == EV.CLOSE or t == EV.ERROR then
-		on_gone(id, data)
+		on_gone(id, t == EV.CLOSE and ud == 1, data)
 	end
 end)
 
@@ -199,14 +213,15 @@ function listener.agents()
 	return t
 end
 
--- An agent has taken its socket over: the bytes read so far (nil: the link is gone).
+-- An agent has taken its socket over: the bytes read so far (nil: the link is gone), and true
+-- when clusterd paused the socket (the agent must resume it: the pause may have come last).
 function listener.takeover(fd, serial, agent)
 	local c = conns[fd]
 	if not c or c.serial ~= serial then
 		return nil
 	end
 	c.state, c.agent = "agent", agent
-	local data = c.data
+	local data, paused = table.concat(c.data), c.paused
 	c.data = nil
 	if c.holding then -- the node began stopping while the agent started
 		skynet.fork(function()
@@ -214,7 +229,7 @@ function listener.takeover(fd, serial, agent)
 			release_hold(c)
 		end)
 	end
-	return data
+	return data, paused
 end
 
 -- An agent's socket closed.

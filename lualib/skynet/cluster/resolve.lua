@@ -1,0 +1,98 @@
+-- skynet.cluster.resolve: where a request from another node may go, for one inbound link (used by
+-- clusteragent). "@name" is looked up in clusterd's registry (cached per link; concurrent look-ups
+-- of one name share one query; flush() on a registry change); every other address passes the
+-- exposure policy ([cluster] expose):
+--   services (default, Skynet's usage): @names, .names and handles of every service that is not
+--     node-internal (launcher, clusterd, gates, agents, senders, console, metrics... mark
+--     themselves with core.internal());
+--   registered: @names, and handles of non-internal services (those registered services hand out);
+--   names: @names only;  all: anything, internal services included (Skynet's behaviour).
+local skynet = require "skynet"
+local core = require "skynet.core"
+local settings = require "skynet.cluster.settings"
+
+local EXPOSE = settings.expose
+local resolver = {}
+resolver.__index = resolver
+
+function resolver.new(clusterd)
+	return setmetatable({ clusterd = clusterd, cache = {}, waiting = {} }, resolver)
+end
+
+-- A registered name's handle, or nil.
+function resolver:query(name)
+	local ok, handle = pcall(skynet.call, self.clusterd, "lua", "queryname", name)
+	return ok and handle or nil
+end
+
+function resolver:flush()
+	self.cache = {}
+end
+
+local function by_name(self, addr)
+	local h = self.cache[addr]
+	if h then
+		return h
+	end
+	local w = self.waiting[addr]
+	if w then
+		local co = coroutine.running()
+		w[#w + 1] = co
+		skynet.wait(co)
+		h = self.cache[addr]
+	else
+		w = {}
+		self.waiting[addr] = w
+		h = self:query(addr:sub(2))
+		self.waiting[addr] = nil
+		self.cache[addr] = h
+		for _, co in ipairs(w) do
+			skynet.wakeup(co)
+		end
+	end
+	if h then
+		return h
+	end
+	return nil, "Invalid name"
+end
+
+-- The target for addr (a handle, or a ".name" under expose = all), or nil and the error text.
+function resolver:resolve(addr)
+	if type(addr) == "string" and addr:sub(1, 1) == "@" then
+		return by_name(self, addr)
+	end
+	local handle = addr
+	if type(addr) == "string" then
+		local first = addr:sub(1, 1)
+		if first == "." then
+			if EXPOSE == "all" then
+				return addr
+			elseif EXPOSE ~= "services" then
+				return nil, string.format("not exposed: %s is a node-local name ([cluster] expose = %s)",
+					addr, EXPOSE)
+			end
+			handle = skynet.localname(addr)
+			if not handle then
+				return nil, "Invalid name " .. addr
+			end
+		elseif first == ":" then
+			handle = tonumber(addr:sub(2), 16)
+			if not handle then
+				return nil, "Invalid name " .. addr
+			end
+		else
+			return nil, "Invalid name " .. addr .. " (skyjet has no global names)"
+		end
+	end
+	if EXPOSE == "all" then
+		return handle
+	elseif EXPOSE == "names" then
+		return nil, string.format("not exposed: %s (only @names with [cluster] expose = names)",
+			tostring(addr))
+	elseif core.isinternal(handle) then
+		return nil, string.format("not exposed: %s is node-internal", tostring(addr))
+	end
+	return handle
+end
+
+return resolver
