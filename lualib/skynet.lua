@@ -6,8 +6,8 @@
 -- request that cannot be decoded and a service killed mid-request all answer ERROR.
 local c = require "skynet.core"
 
-local assert, error, pairs, ipairs, next, select, tostring, type = assert, error, pairs, ipairs,
-	next, select, tostring, type
+local assert, error, pairs, ipairs, select, tostring, type = assert, error, pairs, ipairs, select,
+	tostring, type
 local pcall, xpcall, setmetatable, unpack = pcall, xpcall, setmetatable, unpack
 -- `debug` and `math` are opened on first use (see daemon/lua/host.c): don't touch them here
 local function traceback(...)
@@ -19,9 +19,7 @@ local coroutine_create, coroutine_yield, coroutine_running = coroutine.create, c
 -- every resume of a service coroutine goes through this upvalue; skynet.profile wraps it
 local coroutine_resume = coroutine.resume
 
-local c_send, c_redirect, c_tostring, c_trash = c.send, c.redirect, c.tostring, c.trash
-
-local PTYPE_RESPONSE, PTYPE_ERROR, PTYPE_TRACE = 1, 7, 12
+local c_send, c_tostring, c_trash = c.send, c.tostring, c.trash
 
 local skynet = {
 	PTYPE_TEXT = 0,
@@ -38,6 +36,8 @@ local skynet = {
 	PTYPE_SNAX = 11,
 	PTYPE_TRACE = 12,
 }
+local PTYPE_RESPONSE, PTYPE_ERROR, PTYPE_TRACE = skynet.PTYPE_RESPONSE, skynet.PTYPE_ERROR,
+	skynet.PTYPE_TRACE
 
 local self_handle = c.self()
 
@@ -667,9 +667,9 @@ function skynet.exit()
 	end
 	fork_queue.h, fork_queue.t = 1, 0
 	exited = true
-	c_send(".launcher", 10, 0, skynet.pack("REMOVE", self_handle, false))
+	c_send(".launcher", skynet.PTYPE_LUA, 0, skynet.pack("REMOVE", self_handle, false))
 	settle_before_exit("service " .. skynet.address(self_handle) .. " exited")
-	c.callback(function(prototype, msg, sz, session, source)
+	c.callback(function(prototype, _, _, session, source)
 		if session ~= 0 and source ~= 0 and prototype ~= PTYPE_RESPONSE and prototype ~= PTYPE_ERROR then
 			c_send(source, PTYPE_ERROR, session, "service exited")
 		end
