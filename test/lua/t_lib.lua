@@ -164,8 +164,8 @@ T.case("profile_excludes_suspended_time", function()
 	end
 	local t = profile.stop()
 	local wall = (skynet.hpc() - wall0) / 1e9
-	-- whatever the load, the time asleep (>= 0.29 s of the wall time) is not counted
-	T.ok(type(t) == "number" and t > 0 and t <= wall - 0.29, string.format("%s of %s", t, wall))
+	-- the 0.3 s asleep is most of the wall time and is not counted (no bound on the load)
+	T.ok(type(t) == "number" and t > 0 and t <= wall / 2, string.format("%s of %s", t, wall))
 	T.raises(profile.stop, "Call profile.start() before profile.stop()")
 	profile.start()
 	T.raises(profile.start, "start profile more than once")
