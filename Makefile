@@ -85,13 +85,16 @@ format:
 
 # The binary goes to $(PREFIX)/bin, lualib/, service/ and config/ to $(PREFIX)/share/skyjet (where
 # the binary looks for them), so `skyjet /etc/skyjet/game1.ini` runs from any folder. The systemd
-# unit's paths are rewritten for PREFIX. SKYJET_BIN installs another binary as built (e.g.
+# unit's paths are rewritten for PREFIX; config/ also holds the logrotate rule (skyjet.logrotate);
+# the man page goes to $(PREFIX)/share/man/man1. SKYJET_BIN installs another binary as built (e.g.
 # build-asan/skyjet) instead of building ./skyjet.
 SKYJET_BIN ?= $(BIN)
 SHARE := $(DESTDIR)$(PREFIX)/share/skyjet
 install: $(SKYJET_BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/lualib $(SHARE)/service $(SHARE)/config
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/lualib $(SHARE)/service $(SHARE)/config \
+		$(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(SKYJET_BIN) $(DESTDIR)$(PREFIX)/bin/skyjet
+	install -m 644 docs/skyjet.1 $(DESTDIR)$(PREFIX)/share/man/man1/skyjet.1
 	cp -R lualib/. $(SHARE)/lualib/
 	cp -R service/. $(SHARE)/service/
 	cp -R config/. $(SHARE)/config/

@@ -22,6 +22,7 @@ struct node_config {
     int shutdown_timeout_ms;  /* [node] shutdown_timeout */
     int stuck_seconds;        /* [node] stuck_warning */
     size_t socket_high_water; /* [node] socket_high_water */
+    size_t socket_output_limit; /* [node] socket_output_limit (0 = none) */
     char *console;            /* [node] console */
     char *metrics;            /* [node] metrics */
     char *service_path;       /* [lua] service_path, resolved, with the built-in path appended */

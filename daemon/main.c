@@ -13,6 +13,7 @@
 #include "logger.h"
 #include "monitor.h"
 #include "mq.h"
+#include "preflight.h"
 #include "reactor.h"
 #include "scheduler.h"
 #include "service.h"
@@ -256,6 +257,19 @@ static int load_config(struct node *n)
     return 0;
 }
 
+/* --test: the config loaded; now what the node would find when it starts. */
+static int check_config(struct node *n)
+{
+    char err[4096];
+    if (preflight_check(&n->cfg, err, sizeof err) > 0) {
+        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "skyjet: %s: %s\n", n->config_path, line);
+        return 1;
+    }
+    printf("skyjet: %s is valid\n", n->cfg.path);
+    return 0;
+}
+
 /* [node] daemon: refuse a live pidfile, go to the background, write ours. */
 static int detach(struct node *n)
 {
@@ -306,7 +320,9 @@ static int start_runtime(struct node *n)
                             n->cfg.cpath, n->cfg.preload,      n->cfg.jit};
     host_configure(&hp);
     n->runtime_started = 1;
-    struct reactor_config rc = {deliver_socket_event, NULL, n->cfg.socket_high_water, 0};
+    struct reactor_config rc = {.deliver = deliver_socket_event,
+                                .high_water = n->cfg.socket_high_water,
+                                .output_limit = n->cfg.socket_output_limit};
     reactor = reactor_create(&rc);
     if (!reactor || reactor_start(reactor) != 0) {
         startup_error("skyjet: cannot start the reactor\n");
@@ -468,9 +484,7 @@ int main(int argc, char **argv)
     if (status >= 0)
         return status;
     if (n.check_only) {
-        status = load_config(&n) == 0 ? 0 : 1;
-        if (status == 0)
-            printf("skyjet: %s is valid\n", n.cfg.path);
+        status = load_config(&n) == 0 ? check_config(&n) : 1;
     } else {
         status = node_start(&n) == 0 ? node_run(&n) : 1;
     }

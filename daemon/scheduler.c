@@ -19,7 +19,9 @@ struct worker {
     pthread_t thread;
     int index, weight;
     struct service_watch watch;
-    atomic_uint_fast64_t idle_ns; /* time spent asleep waiting for work */
+    atomic_uint_fast64_t busy_ns;     /* time awake, summed at each sleep */
+    atomic_uint_fast64_t awake_since; /* when it last woke; 0 while asleep */
+    atomic_uint_fast64_t reported_ns; /* the largest busy time handed out (never goes back) */
 };
 
 static struct {
@@ -29,8 +31,7 @@ static struct {
     atomic_int quit;
     int n;
     struct worker *workers;
-    uint64_t started_ns;
-} sched = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL, 0};
+} sched = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL};
 
 static uint64_t now_ns(void)
 {
@@ -51,6 +52,7 @@ void scheduler_wakeup(void)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    atomic_store(&w->awake_since, now_ns());
     struct mq *q = NULL;
     while (!atomic_load(&sched.quit)) {
         q = service_dispatch(&w->watch, q, w->weight);
@@ -61,16 +63,18 @@ static void *worker_main(void *arg)
             sched_yield();
         if (!mq_global_empty())
             continue;
-        /* Clocks are read only around sleeps (a clock read can cost a syscall in a VM): busy time
-         * is wall time minus this. */
+        /* Clocks are read only around sleeps (a clock read can cost a syscall in a VM): the time
+         * awake is added up at each sleep. */
         uint64_t t0 = now_ns();
+        atomic_fetch_add(&w->busy_ns, t0 - atomic_load(&w->awake_since));
+        atomic_store(&w->awake_since, 0);
         pthread_mutex_lock(&sched.lock);
         atomic_fetch_add(&sched.sleeping, 1);
         if (mq_global_empty() && !atomic_load(&sched.quit))
             pthread_cond_wait(&sched.cond, &sched.lock);
         atomic_fetch_sub(&sched.sleeping, 1);
         pthread_mutex_unlock(&sched.lock);
-        atomic_fetch_add(&w->idle_ns, now_ns() - t0);
+        atomic_store(&w->awake_since, now_ns());
     }
     /* Stopping: finish the queue in hand (a released service's queue is freed here). */
     while (q)
@@ -82,10 +86,9 @@ int scheduler_start(int threads)
 {
     /* Skynet's weights: the first workers take one message per turn (latency), later ones take
      * a growing share of the queue (throughput). */
-    static const int weights[] = {-1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
-                                  3,  3,  3,  3,  3, 3, 3, 3};
+    static const int weights[] = {-1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1,
+                                  2,  2,  2,  2,  3, 3, 3, 3, 3, 3, 3, 3};
     sched.n = threads;
-    sched.started_ns = now_ns();
     sched.workers = calloc((size_t)threads, sizeof *sched.workers);
     if (!sched.workers)
         return -1;
@@ -130,6 +133,13 @@ uint64_t scheduler_busy_ns(int i)
 {
     if (i < 0 || i >= sched.n)
         return 0;
-    uint64_t wall = now_ns() - sched.started_ns, idle = atomic_load(&sched.workers[i].idle_ns);
-    return wall > idle ? wall - idle : 0;
+    /* The summed time plus the current stretch awake. Read racing a sleep, the stretch may be
+     * counted twice for a moment; the high-water mark keeps the counter from going back. */
+    struct worker *w = &sched.workers[i];
+    uint64_t since = atomic_load(&w->awake_since), busy = atomic_load(&w->busy_ns);
+    uint64_t now = since ? now_ns() : 0, value = busy + (since && now > since ? now - since : 0);
+    uint64_t reported = atomic_load(&w->reported_ns);
+    while (value > reported && !atomic_compare_exchange_weak(&w->reported_ns, &reported, value))
+        ;
+    return value > reported ? value : reported;
 }

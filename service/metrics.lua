@@ -1,6 +1,6 @@
 -- metrics: Prometheus text exposition on [node] metrics = HOST:PORT (started by bootstrap).
--- Answers `GET /metrics` HTTP/1.0-style (one answer, then close; 404 for other paths, 405 for
--- other methods) over skynet.socket, so the reactor serves it and no thread is added. Values
+-- Answers `GET /metrics` and `HEAD /metrics` HTTP/1.0-style (one answer, then close; 404 for
+-- other paths, 405 for other methods) over skynet.socket, so the reactor serves it and no thread is added. Values
 -- come from the runtime's counters (skynet.core.stats, socketdriver.stats) and, when the node
 -- runs a cluster, from clusterd's status. Loopback addresses only unless
 -- console_allow_remote = true. README.md ("Operating skyjet") lists every metric.
@@ -34,6 +34,11 @@ local function escape(v)
 	return (tostring(v):gsub("[\\\"\n]", { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n" }))
 end
 
+-- Our families are skyjet_*; the standard process_* ones keep their own names.
+local function full(name)
+	return name:sub(1, 8) == "process_" and name or "skyjet_" .. name
+end
+
 -- labels: an array of name, value pairs, kept in order
 local function sample(out, name, value, labels)
 	local l = ""
@@ -44,12 +49,12 @@ local function sample(out, name, value, labels)
 		end
 		l = "{" .. table.concat(parts, ",") .. "}"
 	end
-	out[#out + 1] = "skyjet_" .. name .. l .. " " .. number(tonumber(value) or 0)
+	out[#out + 1] = full(name) .. l .. " " .. number(tonumber(value) or 0)
 end
 
 local function family(out, name, kind, help)
-	out[#out + 1] = "# HELP skyjet_" .. name .. " " .. help
-	out[#out + 1] = "# TYPE skyjet_" .. name .. " " .. kind
+	out[#out + 1] = "# HELP " .. full(name) .. " " .. help
+	out[#out + 1] = "# TYPE " .. full(name) .. " " .. kind
 end
 
 local function single(out, name, kind, help, value)
@@ -57,16 +62,34 @@ local function single(out, name, kind, help, value)
 	sample(out, name, value)
 end
 
+local function process(out, st)
+	local p = st.process
+	single(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.",
+		p.cpu_seconds)
+	single(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+		p.resident_bytes)
+	single(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+		p.virtual_bytes)
+	single(out, "process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds)
+	single(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds)
+	single(out, "process_start_time_seconds", "gauge",
+		"Start time of the process since unix epoch in seconds.", p.start_time_seconds)
+	family(out, "build_info", "gauge", "Always 1; the labels tell which skyjet runs.")
+	sample(out, "build_info", 1, { "version", st.version })
+	single(out, "lua_memory_bytes", "gauge", "Bytes of Lua heap in all services.", st.lua_memory)
+end
+
 local function runtime(out)
 	local st = core.stats()
 	local so = driver.stats()
+	process(out, st)
 	single(out, "uptime_seconds", "gauge", "Seconds since the node started.", skynet.now() / 100)
 	single(out, "services", "gauge", "Services alive.", st.services)
 	single(out, "services_launched_total", "counter", "Services launched since start.", st.launched)
 	single(out, "services_released_total", "counter", "Services released since start.", st.released)
 	single(out, "messages_total", "counter", "Messages processed by all workers.", st.messages)
 	single(out, "mq_length_max", "gauge", "Longest service message queue right now.", st.mq_max)
-	single(out, "mq_length_total", "gauge", "Messages waiting in all service queues.", st.mq_total)
+	single(out, "mq_messages_waiting", "gauge", "Messages waiting in all service queues.", st.mq_total)
 	single(out, "timers_pending", "gauge", "Timers waiting to fire.", st.timers)
 	family(out, "worker_messages_total", "counter", "Messages processed per worker thread.")
 	for i, w in ipairs(st.workers) do
@@ -183,12 +206,15 @@ end
 local REASON = { [200] = "OK", [400] = "Bad Request", [404] = "Not Found",
 	[405] = "Method Not Allowed", [431] = "Request Header Fields Too Large" }
 
-local function respond(id, code, body, extra)
+-- head_only: HEAD gets the headers a GET would get, without the body.
+local function respond(id, code, body, extra, head_only)
 	body = body or (REASON[code] .. "\n")
 	socket.write(id, string.format("HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" ..
 		"Connection: close\r\n%s\r\n", code, REASON[code],
 		code == 200 and "text/plain; version=0.0.4; charset=utf-8" or "text/plain", #body, extra or ""))
-	socket.write(id, body)
+	if not head_only then
+		socket.write(id, body)
+	end
 end
 
 -- Read up to the blank line that ends the headers (a request may arrive in pieces).
@@ -231,12 +257,12 @@ local function serve(id)
 		local path = target and target:match "^[^?]*"
 		if not method then
 			respond(id, 400)
-		elseif method ~= "GET" then
-			respond(id, 405, nil, "Allow: GET\r\n")
+		elseif method ~= "GET" and method ~= "HEAD" then
+			respond(id, 405, nil, "Allow: GET, HEAD\r\n")
 		elseif path ~= "/metrics" then
-			respond(id, 404)
+			respond(id, 404, nil, nil, method == "HEAD")
 		else
-			respond(id, 200, exposition())
+			respond(id, 200, exposition(), nil, method == "HEAD")
 		end
 	elseif err then
 		respond(id, err)
@@ -250,6 +276,7 @@ skynet.start(function()
 	if not lid then
 		return skynet.exit()
 	end
+	socket.accept_limit(lid, tonumber(skynet.getenv "metrics_maxconn") or 0)
 	socket.start(lid, function(id)
 		skynet.fork(serve, id)
 	end)

@@ -13,10 +13,13 @@
 #include "service.h"
 #include "startup.h"
 
+#include <dirent.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 void host_set_dispatcher(lua_State *L, int index, int forward);
 
@@ -422,6 +425,50 @@ static int l_checkpayload(lua_State *L)
     return 2;
 }
 
+/* The process as Prometheus' process_* metrics describe it, from /proc and getrlimit. */
+static void push_process(lua_State *L)
+{
+    lua_createtable(L, 0, 6);
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    long rss = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f) {
+        /* fields 14, 15 (utime, stime in clock ticks), 23 (vsize), 24 (rss in pages); the
+         * command name (field 2) may hold spaces, so start after its closing parenthesis */
+        char buf[1024];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        if (p)
+            sscanf(p + 2,
+                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+                   "%*d %*d %*u %lu %ld",
+                   &utime, &stime, &vsize, &rss);
+        fclose(f);
+    }
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    lua_pushnumber(L, tick > 0 ? (double)(utime + stime) / tick : 0);
+    lua_setfield(L, -2, "cpu_seconds");
+    lua_pushnumber(L, (lua_Number)rss * (lua_Number)sysconf(_SC_PAGESIZE));
+    lua_setfield(L, -2, "resident_bytes");
+    lua_pushnumber(L, (lua_Number)vsize);
+    lua_setfield(L, -2, "virtual_bytes");
+    int fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));)
+        fds += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    lua_pushnumber(L, fds > 0 ? fds - 1 : 0); /* not the one opendir holds */
+    lua_setfield(L, -2, "open_fds");
+    struct rlimit rl;
+    lua_pushnumber(L, getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (lua_Number)rl.rlim_cur : 0);
+    lua_setfield(L, -2, "max_fds");
+    lua_pushnumber(L, clock_starttime());
+    lua_setfield(L, -2, "start_time_seconds");
+    lua_setfield(L, -2, "process");
+}
+
 /* stats() -> the runtime's counters, for metrics and the debug console */
 static int l_stats(lua_State *L)
 {
@@ -479,6 +526,11 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "mq_max");
     lua_pushnumber(L, (lua_Number)waiting);
     lua_setfield(L, -2, "mq_total");
+    lua_pushnumber(L, (lua_Number)host_total_memory());
+    lua_setfield(L, -2, "lua_memory");
+    lua_pushstring(L, SKYJET_VERSION);
+    lua_setfield(L, -2, "version");
+    push_process(L);
     return 1;
 }
 

@@ -5,15 +5,20 @@
  * its bytecode, which is what makes spawning cheap. */
 #include "host.h"
 
+#include "bson.h"
 #include "cluster_core.h"
 #include "compat.h"
 #include "crypt.h"
 #include "crypto.h"
 #include "log.h"
+#include "netpack.h"
 #include "md5.h"
 #include "seri.h"
 #include "service.h"
+#include "sharetree.h"
+#include "stm.h"
 #include "socketdriver.h"
+#include "sproto.h"
 
 #include <lauxlib.h>
 #include <luajit.h>
@@ -26,19 +31,24 @@
 #include <sys/stat.h>
 
 #define MEMORY_WARNING (32u << 20)
+#define MEMORY_PUBLISH_STEP (64u << 10) /* a state's heap reaches host_total_memory in steps */
 
 struct host {
     lua_State *L;
     struct service *s;
     size_t mem, mem_limit, mem_report;
-    int cb_ref;        /* registry ref of the Lua dispatcher */
-    int forward;       /* dispatcher keeps messages (skynet.forward_type) */
-    atomic_int trap;   /* signal 0 asked to break the running code */
-    int jit_countdown; /* messages left before the JIT is switched on (0 = on or never) */
+    size_t mem_published; /* the part of mem counted in total_memory */
+    int cb_ref;           /* registry ref of the Lua dispatcher */
+    int forward;          /* dispatcher keeps messages (skynet.forward_type) */
+    atomic_int trap;      /* signal 0 asked to break the running code */
+    int jit_countdown;    /* messages left before the JIT is switched on (0 = on or never) */
 };
 
 static struct host_paths paths;
 static void enable_jit(struct host *h);
+/* Lua heap bytes of every state, each published when it moved by MEMORY_PUBLISH_STEP (so an
+ * allocation rarely touches the shared counter). */
+static atomic_llong total_memory;
 
 /* ---- chunk cache ---------------------------------------------------------------------- */
 
@@ -254,6 +264,11 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (!p)
         return NULL;
     h->mem = mem + nsize;
+    if (h->mem > h->mem_published + MEMORY_PUBLISH_STEP ||
+        h->mem + MEMORY_PUBLISH_STEP < h->mem_published) {
+        atomic_fetch_add(&total_memory, (long long)h->mem - (long long)h->mem_published);
+        h->mem_published = h->mem;
+    }
     if (h->mem > h->mem_report) {
         h->mem_report *= 2;
         log_write(h->s ? service_handle(h->s) : 0, LOG_WARN, "Memory warning %.2f M",
@@ -271,6 +286,11 @@ static struct host *host_of(lua_State *L)
 
 struct service *host_service(lua_State *L) { return host_of(L)->s; }
 size_t host_memory(lua_State *L) { return host_of(L)->mem; }
+size_t host_total_memory(void)
+{
+    long long total = atomic_load(&total_memory);
+    return total > 0 ? (size_t)total : 0;
+}
 void host_memlimit(lua_State *L, size_t bytes) { host_of(L)->mem_limit = bytes; }
 
 /* ---- dispatch ------------------------------------------------------------------------- */
@@ -465,7 +485,13 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
     preload(L, "skynet.crypt", luaopen_skynet_crypt);
     preload(L, "crypt", luaopen_crypt_alias);
     preload(L, "md5", luaopen_md5);
+    preload(L, "bson", luaopen_bson);
     preload(L, "cluster.core", luaopen_cluster_core);
+    preload(L, "skynet.sharetree", luaopen_skynet_sharetree);
+    preload(L, "skynet.stm", luaopen_skynet_stm);
+    preload(L, "sproto.core", luaopen_sproto_core);
+    preload(L, "skynet.netpack", luaopen_netpack);
+    preload(L, "netpack", luaopen_netpack);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");
@@ -570,6 +596,7 @@ static void host_release(void *inst, struct service *s)
     }
     lua_settop(L, 0);
     lua_close(L);
+    atomic_fetch_sub(&total_memory, (long long)h->mem_published);
     free(h);
 }
 

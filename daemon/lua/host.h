@@ -31,6 +31,8 @@ int host_loadfile(lua_State *L, const char *path);
 struct service *host_service(lua_State *L);
 /* Lua heap bytes of the state. */
 size_t host_memory(lua_State *L);
+/* Lua heap bytes of all states, to within 64 KiB per state (any thread). */
+size_t host_total_memory(void);
 /* Cap the state's heap (skynet.memlimit); 0 = no cap. */
 void host_memlimit(lua_State *L, size_t bytes);
 

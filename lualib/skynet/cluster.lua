@@ -3,6 +3,7 @@
 -- reconfigures the same sender); arguments are serialised at call time. Every failure raises an
 -- error containing "call failed" plus the node, the address and the reason.
 local skynet = require "skynet"
+local wire = require "skynet.cluster.wire"
 
 local cluster = {}
 local clusterd
@@ -142,7 +143,7 @@ function cluster.watch(fn)
 		watch_fns = {}
 		skynet.register_protocol {
 			name = "cluster_event",
-			id = 19,
+			id = wire.PTYPE_CLUSTER_EVENT,
 			unpack = skynet.unpack,
 			dispatch = function(_, _, node, state, detail)
 				for f in pairs(watch_fns) do

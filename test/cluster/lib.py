@@ -179,10 +179,12 @@ class Context:
         text += f"[env]\ntest_tmp = {self.tmp}\n{env}\n"
         return self.write(name + ".ini", text)
 
-    def node(self, name, start, env=None, **kw):
-        """A node running `start`; env adds environment variables to its process."""
+    def node(self, name, start, proc_env=None, **kw):
+        """A node running `start`; proc_env adds environment variables to its process (env= is
+        the INI's [env] section, as for ini())."""
         ini = self.ini(name, start, **kw)
-        n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"), env=env)
+        n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"),
+                 env=proc_env)
         self.nodes.append(n)
         return n
 

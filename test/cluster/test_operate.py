@@ -68,7 +68,7 @@ def test_log_entries_are_iso8601_uncoloured_and_indented(ctx):
 
 
 def test_logtime_local_writes_the_zone_offset(ctx):
-    node = ctx.node("n1", "op_start print", node="logtime = local", env={"TZ": "IST-5:30"})
+    node = ctx.node("n1", "op_start print", node="logtime = local", proc_env={"TZ": "IST-5:30"})
     node.wait_log(r"PRINTED")
     check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+05:30 INFO ", node.text()),
           node.text()[:300])
@@ -104,7 +104,7 @@ class NotifySocket:
 def test_systemd_hears_ready_after_listeners_then_reloading_and_stopping(ctx):
     notify = NotifySocket(ctx)
     port = free_port()
-    node = ctx.node("n1", f"op_start listen {port} 50", env={"NOTIFY_SOCKET": notify.path})
+    node = ctx.node("n1", f"op_start listen {port} 50", proc_env={"NOTIFY_SOCKET": notify.path})
     n = notify.wait("READY=1")
     # the start service listens half a second after it began: readiness came after that
     socket.create_connection(("127.0.0.1", port), timeout=5).close()
@@ -120,6 +120,67 @@ def test_systemd_hears_ready_after_listeners_then_reloading_and_stopping(ctx):
 
 def test_systemd_hears_no_ready_when_the_start_fails(ctx):
     notify = NotifySocket(ctx)
-    node = ctx.node("n1", "op_start raise", env={"NOTIFY_SOCKET": notify.path})
+    node = ctx.node("n1", "op_start raise", proc_env={"NOTIFY_SOCKET": notify.path})
     check(node.wait_exit(20) == 1, node.tail())
     check(not any("READY=1" in m for m in notify.poll()), notify.messages)
+
+
+# --- skyjet --test -------------------------------------------------------------------------------
+
+def check_answer(ctx, ini, *patterns):
+    p = ctx.run(["--test", ini])
+    out = p.stdout + p.stderr
+    check(p.returncode == 1, f"--test exit status {p.returncode}, want 1:\n{out}")
+    for pattern in patterns:
+        check(re.search(pattern, out, re.M), f"no /{pattern}/ in --test's answer:\n{out}")
+    return out
+
+
+def test_check_reports_every_ini_error_with_its_line(ctx):
+    ini = ctx.write("bad.ini", "[node]\nname = x\nthread = 4\nthis line is broken\n"
+                               "loglevel = loud\n[lua]\njit = fast\n[nodes]\nk = 1\n")
+    check_answer(ctx, ini,
+                 r"^skyjet: \S*bad\.ini:3: \[node\] thread: unknown key; did you mean \[node\] threads\? "
+                 r"\(Skynet's name for it\)$",
+                 r"^skyjet: \S*bad\.ini:4: syntax error",
+                 r"^skyjet: \S*bad\.ini:5: \[node\] loglevel = 'loud': must be",
+                 r"^skyjet: \S*bad\.ini:7: \[lua\] jit = 'fast': must be one of auto\|on\|off$",
+                 r"^skyjet: \S*bad\.ini:9: unknown section \[nodes\] \(key k\); did you mean \[node\]\?$")
+
+
+def test_check_recognises_a_skynet_lua_config(ctx):
+    cfg = ctx.write("config", '-- skynet\nroot = "./"\nthread = 8\nharbor = 0\nstart = "main"\n'
+                              'luaservice = root.."service/?.lua"\n')
+    check_answer(ctx, cfg, r"config:2: this looks like a Skynet Lua config",
+                 r"thread -> \[node\] threads", r"luaservice -> \[lua\] service_path")
+
+
+def test_check_refuses_a_directory(ctx):
+    check_answer(ctx, ctx.tmp, r"not a regular file")
+
+
+def test_check_evaluates_the_cluster_file_and_what_the_node_needs(ctx):
+    ctx.write("syntax.lua", 'n1 = "127.0.0.1:7000"\nn2 = \n')
+    ctx.write("address.lua", 'n1 = "127.0.0.1:7000"\nn2 = 7001\nn3 = false\n')
+    base = ("[node]\nname = n1\nstart = no_such_service\nconsole = 127.0.0.1\n"
+            "metrics = 127.0.0.1:70000\nlogfile = {tmp}/no/such/dir/n1.log\n"
+            "[cluster]\nfile = {file}\nsecret_file = missing.secret\n")
+    ini = ctx.write("n1.ini", base.format(tmp=ctx.tmp, file="syntax.lua"))
+    check_answer(ctx, ini,
+                 r"\[cluster\] file \S*syntax\.lua:3: unexpected symbol",
+                 r"\[node\] console = '127\.0\.0\.1': expected host:port",
+                 r"\[node\] metrics = '127\.0\.0\.1:70000': expected host:port",
+                 r"\[cluster\] secret_file \S*missing\.secret: cannot read",
+                 r"\[node\] logfile \S*n1\.log: cannot create it in \S*/no/such/dir",
+                 r"\[node\] start 'no_such_service': no no_such_service\.lua along \[lua\] service_path")
+    ini = ctx.write("n2.ini", base.format(tmp=ctx.tmp, file="address.lua"))
+    check_answer(ctx, ini, r"node n2 has address number; expected \"host:port\" or false")
+    # the same node with everything in place is valid
+    ctx.write("ok.lua", 'n1 = "127.0.0.1:7000"\nn3 = false\n')
+    ctx.write("ok.secret", "0123456789abcdef0123")
+    ini = ctx.write("ok.ini", "[node]\nname = n1\nstart = op_start print\nconsole = 127.0.0.1:7201\n"
+                              f"logfile = {ctx.tmp}/n1.log\n[lua]\nservice_path = "
+                              f"{ctx.root}/test/cluster/lua/?.lua\n[cluster]\nfile = ok.lua\n"
+                              "secret_file = ok.secret\n")
+    p = ctx.run(["--test", ini])
+    check(p.returncode == 0 and "is valid" in p.stdout, p.stdout + p.stderr)

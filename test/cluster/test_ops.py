@@ -138,11 +138,17 @@ class ConsoleError(Exception):
 
 
 class Console:
-    """A TCP client of the console: cmd() returns the answer's lines before <ok>."""
+    """A TCP client of the console: cmd() returns the answer's lines before <CMD OK>; an answer
+    ending with <CMD Error> raises ConsoleError with the lines before it."""
+
+    GREETING = b"Welcome to skynet console\n"
 
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         self.f = self.sock.makefile("rb")
+        greeting = self.f.readline()
+        if greeting != self.GREETING:
+            raise TestFailure(f"console greeting {greeting!r}")
 
     def send(self, data):
         self.sock.sendall(data.encode())
@@ -154,10 +160,10 @@ class Console:
             if not raw:
                 raise TestFailure(f"console closed the connection during {what!r}")
             text = raw.decode().rstrip("\r\n")
-            if text == "<ok>":
+            if text == "<CMD OK>":
                 return lines
-            if text.startswith("<error> "):
-                raise ConsoleError(text[len("<error> "):])
+            if text == "<CMD Error>":
+                raise ConsoleError("\n".join(lines))
             lines.append(text)
 
     def cmd(self, line):
@@ -195,7 +201,7 @@ def console_node(ctx, name="c1", **kw):
 def test_console_help_lists_every_command(ctx):
     _, con = console_node(ctx)
     text = "\n".join(con.cmd("help"))
-    for word in ("list", "stat ADDR", "mem", "gc", "kill ADDR", "cluster", "reload", "ping ADDR",
+    for word in ("list", "stat [ADDR]", "mem", "gc", "kill ADDR", "cluster", "reload", "ping ADDR",
                  "log"):
         check(word in text, f"help mentions {word}: {text}")
 
@@ -229,15 +235,15 @@ def test_console_list_stat_mem_gc_ping_and_kill(ctx):
 
 def test_console_errors_for_unknown_commands_and_bad_arguments(ctx):
     _, con = console_node(ctx)
-    check("unknown command 'frobnicate'" in con.error("frobnicate"), "unknown command")
-    check("missing address" in con.error("stat"), "missing argument")
+    check(con.error("frobnicate") == "Invalid command, type help for command list", "unknown command")
+    check("missing address" in con.error("task"), "missing argument")
     check("bad address 'x!'" in con.error("stat x!"), "bad argument")
     check("no service :000f4240" in con.error("ping 1000000"), "no such service")
     check("no service named .nosuch" in con.error("kill .nosuch"), "no such name")
     check("not a Lua service" in con.error("ping :00000001"), "the C logger has no debug protocol")
     check("unknown log level" in con.error("log loud"), "bad level")
     me = [line.split()[0] for line in con.cmd("list") if "debug_console" in line][0]
-    check("refusing to kill it" in con.error("kill " + me), "the console does not kill itself")
+    check("node-internal; refusing to kill it" in con.error("kill " + me), "the console does not kill itself")
     check(con.cmd("help"), "the connection still works after errors")
 
 
@@ -347,7 +353,7 @@ def parse_exposition(text):
             name, labels = m.group(1), m.group(2) or ""
             family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in typed else name
             check(family in typed and family in helped, f"sample before its HELP/TYPE: {line}")
-            check(name.startswith("skyjet_"), f"prefix: {line}")
+            check(name.startswith(("skyjet_", "process_")), f"prefix: {line}")
             key = (name, labels)
             check(key not in values, f"duplicate sample: {line}")
             values[key] = float(m.group(3))
@@ -375,9 +381,17 @@ def http(port, chunks, pause=0.05):
     return status, head, body
 
 
+def promtool(body):
+    """`promtool check metrics`: Prometheus' own parser and naming/type lint."""
+    p = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True,
+                       timeout=SCRIPT_TIMEOUT)
+    check(p.returncode == 0, f"promtool check metrics: {p.stdout}{p.stderr}")
+
+
 def scrape(port):
     status, head, body = http(port, ["GET /metrics HTTP/1.0\r\n\r\n"])
     check(status == 200 and "text/plain; version=0.0.4" in head, head)
+    promtool(body)
     return parse_exposition(body)
 
 
@@ -385,11 +399,15 @@ NODE_METRICS = {
     "skyjet_uptime_seconds": "gauge", "skyjet_services": "gauge",
     "skyjet_services_launched_total": "counter", "skyjet_services_released_total": "counter",
     "skyjet_messages_total": "counter", "skyjet_mq_length_max": "gauge",
-    "skyjet_mq_length_total": "gauge", "skyjet_timers_pending": "gauge",
+    "skyjet_mq_messages_waiting": "gauge", "skyjet_timers_pending": "gauge",
     "skyjet_worker_messages_total": "counter", "skyjet_worker_busy_seconds_total": "counter",
     "skyjet_log_lines_total": "counter", "skyjet_sockets": "gauge",
     "skyjet_socket_bytes_in_total": "counter", "skyjet_socket_bytes_out_total": "counter",
     "skyjet_socket_reads_total": "counter", "skyjet_socket_writes_total": "counter",
+    "skyjet_build_info": "gauge", "skyjet_lua_memory_bytes": "gauge",
+    "process_cpu_seconds_total": "counter", "process_resident_memory_bytes": "gauge",
+    "process_virtual_memory_bytes": "gauge", "process_open_fds": "gauge",
+    "process_max_fds": "gauge", "process_start_time_seconds": "gauge",
 }
 PEER_METRICS = {
     "skyjet_cluster_link_up": "gauge", "skyjet_cluster_requests_total": "counter",
@@ -418,6 +436,11 @@ def test_metrics_exposition_is_valid_and_values_move_with_traffic(ctx):
     check(before[("skyjet_cluster_link_up", peer)] == 1, "link to n2 up")
     check(("skyjet_cluster_link_up", '{node="n1"}') not in before, "no link to ourselves")
     check(before[("skyjet_services", "")] >= 5, "services alive")
+    check(before[("skyjet_build_info", '{version="%s"}' % ctx.run(["--version"]).stdout.split()[1])]
+          == 1, "build info names the version")
+    check(before[("process_open_fds", "")] >= 5 and before[("process_resident_memory_bytes", "")]
+          > 1 << 20 and before[("skyjet_lua_memory_bytes", "")] > 100000, "process and Lua memory")
+    check(abs(before[("process_start_time_seconds", "")] - time.time()) < 600, "start time")
     a.eval("""
         for i = 1, 20 do cluster.call("n2", "@probe", "echo", string.rep("x", 1000)) end
         cluster.send("n2", "@probe", "record", "pushed")
@@ -438,6 +461,8 @@ def test_metrics_exposition_is_valid_and_values_move_with_traffic(ctx):
     check(after[("skyjet_cluster_pending_calls", peer)] == 0, "nothing pending")
     check(total(after, "skyjet_worker_busy_seconds_total") >
           total(before, "skyjet_worker_busy_seconds_total"), "workers were busy")
+    check(after[("process_cpu_seconds_total", "")] >= before[("process_cpu_seconds_total", "")],
+          "CPU seconds")
     check(total(after, "skyjet_worker_messages_total") == after[("skyjet_messages_total", "")],
           "per-worker messages add up")
     hist = "skyjet_cluster_call_latency_seconds"
@@ -447,6 +472,40 @@ def test_metrics_exposition_is_valid_and_values_move_with_traffic(ctx):
     check(counts == sorted(counts) and buckets[-1][0] == float("inf"), buckets)
     check(counts[-1] == after[(hist + "_count", peer)] and counts[-1] >= before[(hist + "_count", peer)] + 20,
           "every call is in the histogram")
+
+
+def test_metrics_counters_never_go_back_between_scrapes(ctx):
+    """Busy time is summed while workers sleep and wake: scraped often, across idle and busy
+    stretches, no counter may ever be lower than in the scrape before."""
+    port = free_port()
+    n = ctx.ctl_node("m1", node=f"metrics = 127.0.0.1:{port}", threads=2)
+    last, _ = scrape(port)
+    for i in range(12):
+        if i % 3 == 0:  # a busy stretch, then idle ones
+            n.eval("local t = skynet.now() while skynet.now() - t < 5 do end")
+        values, typed = scrape(port)
+        for key, v in values.items():
+            if typed.get(key[0]) == "counter" and key in last:
+                check(v >= last[key], f"{key} went back: {last[key]} -> {v}")
+        last = values
+
+
+def test_metrics_head_answers_the_headers_only(ctx):
+    port = free_port()
+    n = ctx.node("m3", "idle", node=f"metrics = 127.0.0.1:{port}")
+    n.wait_log(r"metrics listening")
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(b"HEAD /metrics HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    check(head.startswith("HTTP/1.0 200") and int(re.search(r"Content-Length: (\d+)", head).group(1))
+          > 100 and body == "", repr(data[:300]))
 
 
 def test_metrics_http_partial_requests_several_clients_404_and_405(ctx):
@@ -460,7 +519,7 @@ def test_metrics_http_partial_requests_several_clients_404_and_405(ctx):
     check(http(port, ["GET /nope HTTP/1.0\r\n\r\n"])[0] == 404, "other paths: 404, while "
           "another client is mid-request")
     status, head, _ = http(port, ["POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n"])
-    check(status == 405 and "Allow: GET" in head, head)
+    check(status == 405 and "Allow: GET, HEAD" in head, head)
     slow.sendall(b"\r\n")
     data = b""
     while True:
@@ -547,11 +606,19 @@ def test_make_install_then_a_node_runs_from_the_installed_tree(ctx):
     share = os.path.join(tree, "share", "skyjet")
     for f in ("lualib/skynet.lua", "lualib/skynet/socket.lua", "service/bootstrap.lua",
               "service/debug_console.lua", "service/metrics.lua", "service/cluster_node.lua",
-              "config/game1.ini", "config/game.lua", "config/node.ini"):
+              "config/game1.ini", "config/game.lua", "config/node.ini", "config/skyjet.logrotate"):
         check(os.path.isfile(os.path.join(share, f)), f"installed {f}")
     unit = open(os.path.join(share, "config", "skyjet@.service")).read()
     check(f"ExecStart={prefix}/bin/skyjet /etc/skyjet/%i.ini" in unit and "/usr/local" not in unit,
           "the unit names the installed binary")
+    for line in ("Type=notify", "ProtectSystem=strict", "PrivateTmp=yes", "NoNewPrivileges=yes",
+                 "LimitNOFILE=65536"):
+        check(re.search(rf"^{line}$", unit, re.M), f"the unit lacks {line}")
+    rotate = open(os.path.join(share, "config", "skyjet.logrotate")).read()
+    check("kill -s USR1" in rotate, "logrotate signals the nodes to reopen their logs")
+    man = os.path.join(tree, "share", "man", "man1", "skyjet.1")
+    p = subprocess.run(["man", "-l", man], capture_output=True, text=True, env=dict(os.environ, MANWIDTH="80"))
+    check(p.returncode == 0 and "--test" in p.stdout and "EXIT STATUS" in p.stdout, p.stdout + p.stderr)
     # a node configured outside the repository, started from another folder
     os.makedirs(ctx.path("etc", "svc"))
     ctx.write("etc/svc/hello.lua", HELLO)
