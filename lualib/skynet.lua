@@ -6,8 +6,8 @@
 -- request that cannot be decoded and a service killed mid-request all answer ERROR.
 local c = require "skynet.core"
 
-local assert, error, pairs, ipairs, next, select, tostring, type = assert, error, pairs, ipairs,
-	next, select, tostring, type
+local assert, error, pairs, ipairs, select, tostring, type = assert, error, pairs, ipairs, select,
+	tostring, type
 local pcall, xpcall, setmetatable, unpack = pcall, xpcall, setmetatable, unpack
 -- `debug` and `math` are opened on first use (see daemon/lua/host.c): don't touch them here
 local function traceback(...)
@@ -19,9 +19,7 @@ local coroutine_create, coroutine_yield, coroutine_running = coroutine.create, c
 -- every resume of a service coroutine goes through this upvalue; skynet.profile wraps it
 local coroutine_resume = coroutine.resume
 
-local c_send, c_redirect, c_tostring, c_trash = c.send, c.redirect, c.tostring, c.trash
-
-local PTYPE_RESPONSE, PTYPE_ERROR, PTYPE_TRACE = 1, 7, 12
+local c_send, c_tostring, c_trash = c.send, c.tostring, c.trash
 
 local skynet = {
 	PTYPE_TEXT = 0,
@@ -38,6 +36,8 @@ local skynet = {
 	PTYPE_SNAX = 11,
 	PTYPE_TRACE = 12,
 }
+local PTYPE_RESPONSE, PTYPE_ERROR, PTYPE_TRACE = skynet.PTYPE_RESPONSE, skynet.PTYPE_ERROR,
+	skynet.PTYPE_TRACE
 
 local self_handle = c.self()
 
@@ -363,22 +363,6 @@ function skynet.call(addr, typename, ...)
 	return p.unpack(yield_call(addr, session))
 end
 
-function skynet.rawcall(addr, typename, msg, sz)
-	local p = proto[typename]
-	if session_coroutine_tracetag[running_thread] then
-		send_trace(addr)
-	end
-	local session = new_session()
-	local r = c_send(addr, p.id, session, msg, sz)
-	if r == nil then
-		error "call to invalid address"
-	elseif r == false then
-		error "call failed: message too large"
-	end
-	return yield_call(addr, session)
-end
-
-
 function skynet.send(addr, typename, ...)
 	local p = proto[typename]
 	return c_send(addr, p.id, 0, p.pack(...))
@@ -424,48 +408,6 @@ function skynet.retpack(...)
 end
 
 
-
-function skynet.response(pack)
-	pack = pack or skynet.pack
-	local co = running_thread
-	local session = session_coroutine_id[co]
-	if session == nil then
-		error "no session"
-	end
-	session_coroutine_id[co] = nil
-	local address = session_coroutine_address[co]
-	if session == 0 then
-		return function() end
-	end
-	local function response(ok, ...)
-		if ok == "TEST" then
-			return unresponse[response] ~= nil
-		end
-		if not pack then
-			error "Can't response more than once"
-		end
-		local sent = false
-		if unresponse[response] then
-			local r
-			if ok then
-				r = c_send(address, PTYPE_RESPONSE, session, pack(...))
-				if r == false then
-					c_send(address, PTYPE_ERROR, session, "reply too large")
-				end
-			else
-				-- skyjet: response(false, reason) carries the reason to the caller's error
-				local reason = ...
-				r = c_send(address, PTYPE_ERROR, session, reason ~= nil and tostring(reason) or "")
-			end
-			unresponse[response] = nil
-			sent = r and true or false
-		end
-		pack = nil
-		return sent
-	end
-	unresponse[response] = address
-	return response
-end
 
 -- dispatch -----------------------------------------------------------------------------------
 local function unknown_request(session, address, msg, sz, prototype)
@@ -725,9 +667,9 @@ function skynet.exit()
 	end
 	fork_queue.h, fork_queue.t = 1, 0
 	exited = true
-	c_send(".launcher", 10, 0, skynet.pack("REMOVE", self_handle, false))
+	c_send(".launcher", skynet.PTYPE_LUA, 0, skynet.pack("REMOVE", self_handle, false))
 	settle_before_exit("service " .. skynet.address(self_handle) .. " exited")
-	c.callback(function(prototype, msg, sz, session, source)
+	c.callback(function(prototype, _, _, session, source)
 		if session ~= 0 and source ~= 0 and prototype ~= PTYPE_RESPONSE and prototype ~= PTYPE_ERROR then
 			c_send(source, PTYPE_ERROR, session, "service exited")
 		end
@@ -793,159 +735,123 @@ skynet.pcall = pcall
 
 -- The session state above has one owner: this file. The rarely used parts of the API load on
 -- first use (every service holds its own copy of the code it loads, so what an idle service
--- never calls is not loaded) and reach that state only through the functions of `I`.
-local I = {
-	self = self_handle,
-	traceback = traceback,
-	to_text = to_text,
-	trace_log = trace_log,
-	new_session = new_session,
-	yield_call = yield_call,
-	send_trace = send_trace,
-}
+-- never calls is not loaded) and reach that state only through the functions of `I`, which
+-- interface() builds on the first access to such a name (an idle service holds none of them).
+local function interface()
+	local I = {
+		self = self_handle,
+		traceback = traceback,
+		to_text = to_text,
+		trace_log = trace_log,
+		new_session = new_session,
+		yield_call = yield_call,
+		send_trace = send_trace,
+	}
 
-function I.running()
-	return running_thread
-end
+	-- The requester a response closure owes an answer to (nil once answered or gone);
+	-- `address` records it, false forgets it.
+	function I.owed(response, address)
+		if address ~= nil then
+			unresponse[response] = address or nil
+		end
+		return unresponse[response]
+	end
 
-function I.init_thread()
-	return init_thread
-end
+	-- the coroutine being run, the start coroutine (while it runs), when this message began
+	function I.now()
+		return running_thread, init_thread, dispatch_start
+	end
 
-function I.dispatch_start()
-	return dispatch_start
-end
-
--- Coroutines waiting on a session (call, sleep, wait, timeout): f(session, co) for each, until f
--- returns a value, which is returned.
-function I.each_waiter(f)
-	for session, co in pairs(session_id_coroutine) do
-		if type(co) == "thread" then
-			local r = f(session, co)
-			if r ~= nil then
+	-- f(session, co) for each coroutine waiting on a session (call, sleep, wait, timeout), then
+	-- f(nil, co) for each fork not yet run, until f returns a value, which is returned
+	function I.each(f)
+		local r
+		for session, co in pairs(session_id_coroutine) do
+			r = type(co) == "thread" and f(session, co)
+			if r then
+				return r
+			end
+		end
+		for i = fork_queue.h, fork_queue.t do
+			r = fork_queue[i] and f(nil, fork_queue[i])
+			if r then
 				return r
 			end
 		end
 	end
-end
 
--- Coroutines queued by fork that have not run yet, in order: f(co) until f returns a value.
-function I.each_fork(f)
-	for i = fork_queue.h, fork_queue.t do
-		local r = fork_queue[i] and f(fork_queue[i])
-		if r ~= nil then
-			return r
-		end
-	end
-end
-
--- Take a coroutine out of the fork queue before it runs; true if it was there.
-function I.unfork(co)
-	local t = fork_queue.t
-	for i = fork_queue.h, t do
-		if fork_queue[i] == co then
-			for j = i, t - 1 do
-				fork_queue[j] = fork_queue[j + 1]
+	-- Cancel a coroutine (killthread): a fork not yet run leaves the queue; a waiting one has its
+	-- request, if any, answered with an ERROR, what it waits for abandoned (a late answer or
+	-- timer is dropped) and its sleep token released. Returns co, or nil if neither.
+	function I.cancel(co)
+		local t = fork_queue.t
+		for i = fork_queue.h, t do
+			if fork_queue[i] == co then
+				for j = i, t - 1 do
+					fork_queue[j] = fork_queue[j + 1]
+				end
+				fork_queue[t], fork_queue.t = nil, t - 1
+				return co
 			end
-			fork_queue[t] = nil
-			fork_queue.t = t - 1
-			return true
 		end
-	end
-	return false
-end
-
--- Stop waiting for a session: a late answer, error or timer message is dropped.
-local function abandon(session)
-	local timer = sleep_timer[session]
-	sleep_timer[session] = nil
-	if timer and timer ~= 0 and c.canceltimer(timer) then
-		session_id_coroutine[session] = nil
-	elseif session_id_coroutine[session] ~= nil then
-		session_id_coroutine[session] = "BREAK"
-	end
-	watching_session[session] = nil
-end
-I.abandon = abandon
-
--- Cancel a waiting coroutine (killthread): its request, if any, gets an ERROR, what it waits for
--- is abandoned and its sleep token released. Returns co, or nil if it waits on nothing.
-function I.cancel(co)
-	local session = I.each_waiter(function(s, thr)
-		return thr == co and s or nil
-	end)
-	if session == nil then
-		return nil
-	end
-	local req, addr = session_coroutine_id[co], session_coroutine_address[co]
-	if req and req ~= 0 and addr then
-		c_send(addr, PTYPE_ERROR, req, "killed")
-	end
-	session_coroutine_id[co] = nil
-	session_coroutine_address[co] = nil
-	session_coroutine_tracetag[co] = nil
-	local waits = false
-	for token, s in pairs(sleep_session) do
-		if s == session then
-			sleep_session[token] = nil
-			waits = sleep_timer[session] == nil
-			break
+		local session = I.each(function(s, thr)
+			return s and thr == co and s
+		end)
+		if not session then
+			return nil
 		end
+		local req, addr = session_coroutine_id[co], session_coroutine_address[co]
+		if req and req ~= 0 and addr then
+			c_send(addr, PTYPE_ERROR, req, "killed")
+		end
+		session_coroutine_id[co], session_coroutine_address[co] = nil, nil
+		session_coroutine_tracetag[co] = nil
+		watching_session[session] = nil
+		local timer, waits = sleep_timer[session], false
+		sleep_timer[session] = nil
+		for token, s in pairs(sleep_session) do
+			if s == session then
+				sleep_session[token] = nil
+				waits = timer == nil -- skynet.wait: no message will come
+			end
+		end
+		if waits or (timer and timer ~= 0 and c.canceltimer(timer)) then
+			session_id_coroutine[session] = nil
+		else
+			session_id_coroutine[session] = "BREAK"
+		end
+		return co
 	end
-	if waits then -- skynet.wait: no message will come for this session
-		session_id_coroutine[session] = nil
-	else
-		abandon(session)
+
+	-- The request co must answer: session (0 = a send) and requester; `unbind` drops it unanswered.
+	function I.request(co, unbind)
+		local session, address = session_coroutine_id[co], session_coroutine_address[co]
+		if unbind then
+			session_coroutine_id[co] = nil
+		end
+		return session, address
 	end
-	return co
-end
 
--- The request a coroutine must answer: session (0 = a send) and requester.
-function I.request_of(co)
-	return session_coroutine_id[co], session_coroutine_address[co]
-end
+	-- co's trace tag; with `tag`, sets it first
+	function I.tag(co, tag)
+		if tag then
+			session_coroutine_tracetag[co] = tag
+		end
+		return session_coroutine_tracetag[co]
+	end
 
-function I.unbind_request(co)
-	session_coroutine_id[co] = nil
-end
+	-- where a pending timeout coroutine was set (skynet.trace_timeout), or nil
+	function I.timeout_origin(co)
+		return timeout_origin and timeout_origin[co]
+	end
 
-function I.tracetag(co)
-	return session_coroutine_tracetag[co]
-end
+	-- act as if `address` had said it is gone (skynet.term)
+	function I.callee_gone(address)
+		callee_gone(address)
+		dispatch_error_queue()
+	end
 
-function I.set_tracetag(co, tag)
-	session_coroutine_tracetag[co] = tag
-end
-
--- Where a pending timeout coroutine was created (skynet.trace_timeout), or nil.
-function I.timeout_origin(co)
-	return timeout_origin and timeout_origin[co]
-end
-
--- Act as if `address` had said it is gone (skynet.term).
-function I.callee_gone(address)
-	callee_gone(address)
-	dispatch_error_queue()
-end
-
--- skynet.request: `co` (a helper coroutine) is resumed with (ok, msg, sz, session) when the
--- answer to `session`, sent to `address`, arrives or fails.
-function I.watch(session, address, co)
-	watching_session[session] = address
-	session_id_coroutine[session] = co
-end
-
-function I.unwatch(session)
-	watching_session[session] = nil
-end
-
--- A timer that resumes `co` with (true, nil, 0, session) after ti ticks; returns the session.
-function I.timer(ti, co)
-	check_ticks(ti)
-	local session = new_session()
-	sleep_timer[session] = c.timeout(ti, session)
-	session_id_coroutine[session] = co
-	return session
+	return I
 end
 
 -- skynet.profile: wrap(resume) returns the function used from now on to resume coroutines.
@@ -956,8 +862,10 @@ end
 -- name -> module: functions with a module of their own; every other name loads skynet/extra.lua.
 local lazy = { request = "skynet.select" }
 
+local I
 setmetatable(skynet, {
 	__index = function(t, k)
+		I = I or interface()
 		local mod = lazy[k]
 		if mod then
 			lazy[k] = nil

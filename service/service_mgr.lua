@@ -53,11 +53,20 @@ local function get_or_launch(key, launch, ...)
 	return handle
 end
 
+-- A unique snax service is also named .snaxd.<name>: other nodes reach it by that name
+-- (cluster.snax) where .service itself is not exposed to them.
+local function named_snax(sub, ...)
+	local handle = require("skynet.snax").rawnewservice(sub, ...)
+	skynet.name(".snaxd." .. tostring(sub), handle)
+	return handle
+end
+
 -- The key of a unique service and how to start it: snax services (skynet.snax's
 -- uniqueservice/globalservice/queryservice) are keyed "snaxd.<name>" and started with their init.
 local function unique(prefix, name, ...)
 	if name == "snaxd" then
-		return prefix .. "snaxd." .. tostring((...)), require("skynet.snax").rawnewservice, ...
+		local launch = prefix == "" and named_snax or require("skynet.snax").rawnewservice
+		return prefix .. "snaxd." .. tostring((...)), launch, ...
 	end
 	return prefix .. name, skynet.newservice, name, ...
 end

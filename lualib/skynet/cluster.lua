@@ -172,10 +172,18 @@ skynet.init(function()
 end)
 
 -- A snax object for snax service `name` on `node` (found through that node's .service unless
--- `address` is given); its calls go through a cluster proxy.
+-- `address` is given); its calls go through a cluster proxy. A skyjet node that does not expose
+-- .service names its unique snax services .snaxd.<name> (service_mgr): use that name then.
 function cluster.snax(node, name, address)
 	if address == nil then
-		address = cluster.call(node, ".service", "QUERY", "snaxd", name)
+		local ok, found = pcall(cluster.call, node, ".service", "QUERY", "snaxd", name)
+		if ok then
+			address = found
+		elseif string.find(tostring(found), "not exposed", 1, true) then
+			address = ".snaxd." .. name
+		else
+			error(found, 0)
+		end
 	end
 	local proxy = cluster.proxy(node, address)
 	return require("skynet.snax").bind(proxy, name)

@@ -8,31 +8,32 @@ local c_send, c_redirect = c.send, c.redirect
 
 return function(skynet, I)
 	local proto = skynet.proto
-	local PTYPE_TRACE = skynet.PTYPE_TRACE
+	local PTYPE_TRACE, PTYPE_RESPONSE, PTYPE_ERROR = skynet.PTYPE_TRACE, skynet.PTYPE_RESPONSE,
+		skynet.PTYPE_ERROR
 	local starttime = c.starttime()
 	local trace_counter = 0
 
-	-- the first waiting or forked coroutine whose tostring contains `pattern` (Lua pattern)
-	local function find_thread(pattern)
-		local function match(co)
-			return string.find(tostring(co), pattern) and co or nil
-		end
-		return I.each_waiter(function(_, co)
-			return match(co)
-		end) or I.each_fork(match)
+	local function running()
+		return (I.now())
+	end
+
+	-- each waiting coroutine: f(session, co) until f returns a value
+	local function each_waiter(f)
+		return I.each(function(session, co)
+			return session and f(session, co)
+		end)
 	end
 
 	function skynet.killthread(co)
-		if type(co) == "string" then
-			co = find_thread(co)
+		if type(co) == "string" then -- the first waiting or forked coroutine it names
+			local pattern = co
+			co = I.each(function(_, thr)
+				return string.find(tostring(thr), pattern) and thr
+			end)
 		end
-		if type(co) ~= "thread" then
-			return
+		if type(co) == "thread" then
+			return I.cancel(co)
 		end
-		if I.unfork(co) then
-			return co
-		end
-		return I.cancel(co)
 	end
 
 	local function waiter_trace(co)
@@ -42,34 +43,86 @@ return function(skynet, I)
 	function skynet.task(ret)
 		if ret == nil then
 			local n = 0
-			I.each_waiter(function()
+			each_waiter(function()
 				n = n + 1
 			end)
 			return n
 		end
 		if ret == "init" then
-			return I.init_thread() and I.traceback(I.init_thread()) or nil
+			local init = select(2, I.now())
+			return init and I.traceback(init) or nil
 		end
 		local t = type(ret)
 		if t == "table" then
-			I.each_waiter(function(session, co)
+			each_waiter(function(session, co)
 				ret[tostring(co) .. " session: " .. session] = waiter_trace(co)
 			end)
-			return
 		elseif t == "number" then
-			return I.each_waiter(function(session, co)
-				return session == ret and waiter_trace(co) or nil
+			return each_waiter(function(session, co)
+				return session == ret and waiter_trace(co)
 			end) or "No session"
 		elseif t == "thread" then
-			return I.each_waiter(function(session, co)
-				return co == ret and session or nil
+			return each_waiter(function(session, co)
+				return co == ret and session
 			end)
 		end
 	end
 
+	-- Take the obligation to answer the running request later: returns response(ok, ...), which
+	-- answers once (ok false: an ERROR carrying the reason); response("TEST") tells whether the
+	-- answer is still owed. The requester going away cancels the debt.
+	function skynet.response(pack)
+		pack = pack or skynet.pack
+		local session, address = I.request(running(), true)
+		if session == nil then
+			error "no session"
+		elseif session == 0 then
+			return function() end
+		end
+		local function response(ok, ...)
+			if ok == "TEST" then
+				return I.owed(response) ~= nil
+			elseif not pack then
+				error "Can't response more than once"
+			end
+			local sent = false
+			if I.owed(response) then
+				local r
+				if ok then
+					r = c_send(address, PTYPE_RESPONSE, session, pack(...))
+					if r == false then
+						c_send(address, PTYPE_ERROR, session, "reply too large")
+					end
+				else -- skyjet: response(false, reason) carries the reason to the caller's error
+					local reason = ...
+					r = c_send(address, PTYPE_ERROR, session, reason ~= nil and tostring(reason) or "")
+				end
+				I.owed(response, false)
+				sent = r and true or false
+			end
+			pack = nil
+			return sent
+		end
+		I.owed(response, address)
+		return response
+	end
+
+	function skynet.rawcall(addr, typename, msg, sz)
+		local p = proto[typename]
+		I.send_trace(addr)
+		local session = I.new_session()
+		local r = c_send(addr, p.id, session, msg, sz)
+		if r == nil then
+			error "call to invalid address"
+		elseif r == false then
+			error "call failed: message too large"
+		end
+		return I.yield_call(addr, session)
+	end
+
 	function skynet.uniqtask()
 		local stacks = {}
-		I.each_waiter(function(session, co)
+		each_waiter(function(session, co)
 			local key = I.traceback(co)
 			local s = stacks[key]
 			if s then
@@ -88,12 +141,12 @@ return function(skynet, I)
 	function skynet.trace(info)
 		trace_counter = trace_counter + 1
 		local tag = format(":%08x-%d", I.self, trace_counter)
-		I.set_tracetag(I.running() or "main", tag)
+		I.tag(running() or "main", tag)
 		I.trace_log(tag, info and ("trace " .. tostring(info)) or "trace")
 	end
 
 	function skynet.tracetag()
-		return I.tracetag(I.running() or "main")
+		return I.tag(running() or "main")
 	end
 
 	function skynet.tracelog(tag, text)
@@ -128,7 +181,7 @@ return function(skynet, I)
 
 	function skynet.stat(what)
 		if what == "time" then
-			return (c.hpc() - I.dispatch_start()) / 1e9
+			return (c.hpc() - select(3, I.now())) / 1e9
 		end
 		return c.stat(what)
 	end
@@ -142,7 +195,7 @@ return function(skynet, I)
 	end
 
 	function skynet.coroutine_running()
-		return I.running()
+		return running()
 	end
 
 	function skynet.queryservice(global, ...)
@@ -185,11 +238,11 @@ return function(skynet, I)
 	end
 
 	function skynet.context()
-		return I.request_of(I.running())
+		return I.request(running())
 	end
 
 	function skynet.ignoreret()
-		I.unbind_request(I.running())
+		I.request(running(), true)
 	end
 
 	function skynet.log(level, ...)

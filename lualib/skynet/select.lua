@@ -1,83 +1,48 @@
 -- skynet/select: skynet.request{addr, typename, ...}{...}:select([ti]), a batch of calls whose
--- answers are iterated in the order they arrive. One helper coroutine per batch receives every
--- answer (skynet.lua resumes it by session) and wakes the iterating coroutine. Loaded by
--- skynet.lua the first time a service touches skynet.request.
-local c = require "skynet.core"
+-- answers are iterated in the order they arrive. Each request is a skynet.call in a fork of its
+-- own; the iterating coroutine waits for the next answer, the timer or the end of the batch.
+-- close() (also at the timeout) kills the forks still waiting, so late answers are dropped.
+-- Loaded by skynet.lua the first time a service touches skynet.request.
+local unpack, tremove = unpack, table.remove
 
-local unpack, tremove, yield = unpack, table.remove, coroutine.yield
-
-return function(skynet, I)
-	local proto = skynet.proto
-
+return function(skynet)
 	local batch = {}
 	batch.__index = batch
 
 	function batch:add(obj)
-		assert(type(obj) == "table" and self._sessions == nil, "request: add a table before select")
+		assert(type(obj) == "table" and self._pending == nil, "request: add a table before select")
 		self[#self + 1] = obj
 		return self
 	end
 	batch.__call = batch.add
 
-	local function keep(self, session, ok, ...)
+	local function done(self, req, ok, ...)
+		self._waiting[req] = nil
 		if ok then
-			self._arrived[#self._arrived + 1] = { session, { n = select("#", ...), ... } }
+			self._arrived[#self._arrived + 1] = { req, { n = select("#", ...), ... } }
+		elseif string.find(tostring((...)), "call to invalid address", 1, true) then
+			self._bad[#self._bad + 1] = req
 		else
-			self._arrived[#self._arrived + 1] = { session, false }
+			self._arrived[#self._arrived + 1] = { req, false }
 		end
+		skynet.wakeup(self)
 	end
 
-	-- the helper: resumed with (ok, msg, sz, session) for each answer, error or the timer
-	local function collect(self)
-		while true do
-			local ok, msg, sz, session = yield "SUSPEND"
-			if session == self._timer then
-				self._timer = nil
-				self.timeout = true
-			elseif self._sessions[session] then
-				I.unwatch(session)
-				local p = proto[self._sessions[session][2]]
-				if ok then
-					keep(self, session, pcall(p.unpack, msg, sz))
-				else
-					keep(self, session, false)
-				end
-			end
-			skynet.wakeup(self)
-		end
-	end
-
-	local function send_all(self, helper)
-		local sessions, bad, n = {}, {}, 0
-		for i = 1, #self do
-			local req = self[i]
-			local p = proto[req[2]]
-			assert(p and p.unpack, "request: unknown protocol")
-			I.send_trace(req[1])
-			local session = I.new_session()
-			if c.send(req[1], p.id, session, p.pack(unpack(req, 3, req.n or #req))) then
-				sessions[session] = req
-				I.watch(session, req[1], helper)
-				n = n + 1
-			else
-				bad[#bad + 1] = req
-			end
-		end
-		return sessions, bad, n
+	local function ask(self, req)
+		done(self, req, pcall(skynet.call, req[1], req[2], unpack(req, 3, req.n or #req)))
 	end
 
 	local function next_answer(self)
-		local req = tremove(self._bad, 1)
-		if req then
-			return req, nil
-		end
 		while true do
+			local req = tremove(self._bad, 1)
+			if req then -- requests to invalid addresses come first, without an answer
+				self._pending = self._pending - 1
+				return req, nil
+			end
 			local a = tremove(self._arrived, 1)
 			if a then
 				self._pending = self._pending - 1
-				req = self._sessions[a[1]]
-				self._sessions[a[1]] = nil
-				return req, a[2]
+				return a[1], a[2]
 			end
 			if self._pending == 0 or self.timeout then
 				self:close()
@@ -88,13 +53,21 @@ return function(skynet, I)
 	end
 
 	function batch:select(ti)
-		assert(self._sessions == nil, "request: select more than once")
-		local helper = coroutine.create(collect)
-		coroutine.resume(helper, self)
-		self._arrived = {}
-		self._sessions, self._bad, self._pending = send_all(self, helper)
+		assert(self._pending == nil, "request: select more than once")
+		self._arrived, self._bad, self._waiting, self._pending = {}, {}, {}, #self
+		for i = 1, #self do
+			local req = self[i]
+			assert(skynet.proto[req[2]], "request: unknown protocol")
+			self._waiting[req] = skynet.fork(ask, self, req)
+		end
 		if ti then
-			self._timer = I.timer(ti, helper)
+			self._timer = true
+			skynet.timeout(ti, function()
+				if self._timer then
+					self.timeout = true
+					skynet.wakeup(self)
+				end
+			end)
 		end
 		return function()
 			return next_answer(self)
@@ -103,15 +76,11 @@ return function(skynet, I)
 
 	-- Abandon what has not arrived: late answers are dropped.
 	function batch:close()
-		if self._sessions then
-			for session in pairs(self._sessions) do
-				I.abandon(session)
-			end
+		self._timer = nil
+		for _, co in pairs(self._waiting or {}) do
+			skynet.killthread(co)
 		end
-		if self._timer then
-			I.abandon(self._timer)
-			self._timer = nil
-		end
+		self._waiting = {}
 	end
 	batch.__close = batch.close
 

@@ -47,3 +47,15 @@ def test_cluster_snax_by_name_through_the_remote_service_manager(ctx):
         local snax = require "skynet.snax"
         return snax.queryservice("snax_counter").handle
     """) == handle, "the same unique service")
+
+
+def test_cluster_snax_by_name_with_the_default_exposure(ctx):
+    # .service is node-internal: the unique snax service is reached by its name .snaxd.<name>
+    a, b, handle = snax_pair(ctx)
+    r = a.eval("""
+        local c = cluster.snax("n2", "snax_counter")
+        c.post.add(3)
+        return c.req.get(), c.req.whoami()
+    """)
+    check(r == [3, "snax_counter", True, "snax_counter"], r)
+    check(b.eval1('return skynet.localname(".snaxd.snax_counter")') == handle, "named")

@@ -15,9 +15,9 @@ end
 
 T.case("select_iterates_answers_in_arrival_order", function()
 	local got = answers(skynet.request
-		{ slave, "lua", "ping", 3, "three" }
-		{ slave, "lua", "ping", 1, "one", tag = "x" }
-		{ slave, "lua", "ping", 2, "two" })
+		{ slave, "lua", "ping", 20, "three" }
+		{ slave, "lua", "ping", 0, "one", tag = "x" }
+		{ slave, "lua", "ping", 10, "two" })
 	T.eq(#got, 3)
 	T.eq(got[1].resp[1], "one")
 	T.eq(got[1].resp.n, 1)
@@ -155,6 +155,7 @@ end)
 
 T.case("profile_excludes_suspended_time", function()
 	local profile = require "skynet.profile"
+	local wall0 = skynet.hpc()
 	profile.start()
 	skynet.sleep(30)
 	local busy = 0
@@ -162,7 +163,9 @@ T.case("profile_excludes_suspended_time", function()
 		busy = busy + i
 	end
 	local t = profile.stop()
-	T.ok(type(t) == "number" and t >= 0 and t < 0.3, "the 0.3 s asleep is not counted: " .. tostring(t))
+	local wall = (skynet.hpc() - wall0) / 1e9
+	-- the 0.3 s asleep is most of the wall time and is not counted (no bound on the load)
+	T.ok(type(t) == "number" and t > 0 and t <= wall / 2, string.format("%s of %s", t, wall))
 	T.raises(profile.stop, "Call profile.start() before profile.stop()")
 	profile.start()
 	T.raises(profile.start, "start profile more than once")
