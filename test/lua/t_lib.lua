@@ -15,9 +15,9 @@ end
 
 T.case("select_iterates_answers_in_arrival_order", function()
 	local got = answers(skynet.request
-		{ slave, "lua", "ping", 20, "three" }
+		{ slave, "lua", "ping", 100, "three" }
 		{ slave, "lua", "ping", 0, "one", tag = "x" }
-		{ slave, "lua", "ping", 10, "two" })
+		{ slave, "lua", "ping", 25, "two" })
 	T.eq(#got, 3)
 	T.eq(got[1].resp[1], "one")
 	T.eq(got[1].resp.n, 1)
