@@ -459,11 +459,11 @@ static void node_stop(struct node *n)
         /* Let the workers drain and free the queues of released services before they stop. */
         wait_until(queues_freed, DRAIN_TIMEOUT_MS, STOP_POLL_MS);
         log_write(0, LOG_INFO, "node %s stopped", n->cfg.name);
+        monitor_stop(); /* before the scheduler: it reads the workers' watches */
         scheduler_stop();
         socketdriver_init(NULL);
         reactor_destroy(reactor);
         reactor = NULL;
-        monitor_stop();
         clock_stop();
         host_shutdown();
         service_exit();

@@ -28,6 +28,8 @@ static void check(struct seen *seen, int n)
 {
     for (int i = 0; i < n; i++) {
         struct service_watch *w = scheduler_watch(i);
+        if (!w)
+            return; /* the scheduler has stopped */
         unsigned version = atomic_load(&w->version);
         unsigned dest = atomic_load(&w->dest);
         if (version != seen[i].version || dest == 0) {
