@@ -81,7 +81,7 @@ fuzz:
 	scripts/fuzz
 
 format:
-	clang-format -i daemon/*.c daemon/*.h daemon/lua/*.c daemon/lua/*.h test/unit/*.c
+	clang-format -i $(wildcard daemon/*.[ch] daemon/lua/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch] test/bench/*.[ch] test/tools/*.[ch])
 
 # The binary goes to $(PREFIX)/bin, lualib/, service/ and config/ to $(PREFIX)/share/skyjet (where
 # the binary looks for them), so `skyjet /etc/skyjet/game1.ini` runs from any folder. The systemd

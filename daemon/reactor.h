@@ -12,12 +12,12 @@
 
 /* Event types (Skynet's socket message sub-types). */
 enum reactor_event_type {
-    REACTOR_DATA = 1,    /* bytes arrived: data/size */
-    REACTOR_OPEN = 2,    /* connect finished, or a socket was started: text = "ip:port" */
-    REACTOR_CLOSE = 3,   /* socket closed (peer close, reset, close/shutdown done) */
-    REACTOR_ACCEPT = 4,  /* listener accepted: ud = new socket id, text = "ip:port" of peer */
-    REACTOR_ERROR = 5,   /* connect/IO failed: text = reason ("Connection refused"); socket is gone */
-    REACTOR_UDP = 6,     /* reserved */
+    REACTOR_DATA = 1,   /* bytes arrived: data/size */
+    REACTOR_OPEN = 2,   /* connect finished, or a socket was started: text = "ip:port" */
+    REACTOR_CLOSE = 3,  /* socket closed (peer close, reset, close/shutdown done) */
+    REACTOR_ACCEPT = 4, /* listener accepted: ud = new socket id, text = "ip:port" of peer */
+    REACTOR_ERROR = 5, /* connect/IO failed: text = reason ("Connection refused"); socket is gone */
+    REACTOR_UDP = 6,   /* reserved */
     REACTOR_WARNING = 7, /* send queue above high-water: ud = pending KiB; ud = 0 when drained */
 };
 
@@ -79,11 +79,11 @@ int reactor_nodelay(struct reactor *r, int id);
 void reactor_close_owner(struct reactor *r, uint32_t owner);
 
 struct reactor_stats {
-    int sockets;          /* open sockets */
-    uint64_t bytes_in;    /* bytes read, all sockets */
-    uint64_t bytes_out;   /* bytes written */
-    uint64_t writes;      /* write syscalls */
-    uint64_t reads;       /* read syscalls that returned data */
+    int sockets;        /* open sockets */
+    uint64_t bytes_in;  /* bytes read, all sockets */
+    uint64_t bytes_out; /* bytes written */
+    uint64_t writes;    /* write syscalls */
+    uint64_t reads;     /* read syscalls that returned data */
 };
 void reactor_get_stats(struct reactor *r, struct reactor_stats *out);
 

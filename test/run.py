@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """skyjet test runner: every test through its public interface.
 
-Phases:
+Phases (each announced with "== phase NAME: N to run"; every PASS/FAIL line ends with the running
+count so far):
+  lint     luacheck over the Lua files; clang-format --dry-run over the C files (.clang-format)
   unit     Check binaries <build>/unit/test_* (C parts, spec vectors)
   lua      test/lua/t_*.lua: each is the start service of a real node; cases report
            "TEST PASS name" / "TEST FAIL name reason" lines in the node's log
@@ -26,22 +28,27 @@ FAILURES = []
 
 
 def report(ok, name, detail=""):
+    RESULTS["passed" if ok else "failed"] += 1
+    count = f"[{RESULTS['passed']} passed, {RESULTS['failed']} failed]"
     if ok:
-        RESULTS["passed"] += 1
-        print(f"PASS {name}", flush=True)
+        print(f"PASS {name} {count}", flush=True)
     else:
-        RESULTS["failed"] += 1
         FAILURES.append(name)
-        print(f"FAIL {name}: {detail}", flush=True)
+        print(f"FAIL {name}: {detail}\n{count}", flush=True)
+
+
+def phase(name, count, what):
+    print(f"== phase {name}: {count} {what} to run", flush=True)
 
 
 def run_unit(build, pattern):
     env = dict(os.environ, SKYJET_VECTORS=os.path.join(ROOT, "test", "vectors"),
                CK_DEFAULT_TIMEOUT="120")
-    for exe in sorted(glob.glob(os.path.join(build, "unit", "test_*"))):
+    exes = [e for e in sorted(glob.glob(os.path.join(build, "unit", "test_*")))
+            if not pattern or re.search(pattern, "unit/" + os.path.basename(e))]
+    phase("unit", len(exes), "unit test binaries")
+    for exe in exes:
         name = "unit/" + os.path.basename(exe)
-        if pattern and not re.search(pattern, name):
-            continue
         t0 = time.time()
         p = subprocess.run([exe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         out = p.stdout + p.stderr
@@ -72,6 +79,27 @@ def run_lint():
     p = subprocess.run(["luacheck", "--no-color", "-q"] + dirs, cwd=ROOT, capture_output=True,
                        text=True)
     report(p.returncode == 0, "lint/luacheck", p.stdout[-4000:])
+    run_clang_format()
+
+
+def c_sources():
+    return sorted(f for d in ("daemon", "daemon/lua", "test/unit", "test/fuzz", "test/bench",
+                              "test/tools")
+                  for f in glob.glob(os.path.join(ROOT, d, "*.[ch]")))
+
+
+def run_clang_format():
+    """Every C file as clang-format (with the checked-in .clang-format) would write it."""
+    import shutil
+    if not shutil.which("clang-format"):
+        report(False, "lint/clang-format", "clang-format is not installed (Debian: clang-format)")
+        return
+    p = subprocess.run(["clang-format", "--dry-run", "--Werror"] + c_sources(), cwd=ROOT,
+                       capture_output=True, text=True)
+    files = sorted(set(re.findall(r"^(\S+?):\d+:\d+: (?:error|warning)", p.stderr, re.M)))
+    report(p.returncode == 0, "lint/clang-format",
+           "not clang-format clean (make format fixes it): " + " ".join(
+               os.path.relpath(f, ROOT) for f in files) + "\n" + p.stderr[-2000:])
 
 
 def write_ini(path, start, logfile, extra=""):
@@ -90,10 +118,11 @@ lib_path = {lua_dir}/?.lua
 
 
 def run_lua(binary, pattern, timeout):
-    for script in sorted(glob.glob(os.path.join(ROOT, "test", "lua", "t_*.lua"))):
+    scripts = [s for s in sorted(glob.glob(os.path.join(ROOT, "test", "lua", "t_*.lua")))
+               if not pattern or re.search(pattern, "lua/" + os.path.basename(s)[:-4])]
+    phase("lua", len(scripts), "test services")
+    for script in scripts:
         svc = os.path.basename(script)[:-4]
-        if pattern and not re.search(pattern, "lua/" + svc):
-            continue
         with tempfile.TemporaryDirectory(prefix="skyjet-lua-") as tmp:
             log = os.path.join(tmp, "node.log")
             ini = os.path.join(tmp, "node.ini")
@@ -123,30 +152,32 @@ def run_lua(binary, pattern, timeout):
 
 def run_cluster(binary, pattern, timeout):
     sys.path.insert(0, os.path.join(ROOT, "test", "cluster"))
+    tests = []
     for script in sorted(glob.glob(os.path.join(ROOT, "test", "cluster", "test_*.py"))):
         modname = os.path.basename(script)[:-3]
         spec = importlib.util.spec_from_file_location(modname, script)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        for fname in sorted(n for n in dir(mod) if n.startswith("test_")):
-            name = f"cluster/{modname}/{fname}"
-            if pattern and not re.search(pattern, name):
-                continue
-            import lib  # test/cluster/lib.py
-            t0 = time.time()
-            ctx = lib.Context(binary, ROOT, name)
-            try:
-                getattr(mod, fname)(ctx)
-                ctx.close()
-                problems = ctx.sanitizer_reports()
-                report(not problems, name, problems)
-            except Exception as e:  # noqa: BLE001 - every failure is reported, then we go on
-                detail = "".join(traceback.format_exception(e))
-                ctx.close()
-                report(False, name, detail + ctx.log_tails())
-            finally:
-                ctx.cleanup()
-            print(f"     {name}: {time.time() - t0:.1f}s", flush=True)
+        tests += [(mod, fname, f"cluster/{modname}/{fname}")
+                  for fname in sorted(n for n in dir(mod) if n.startswith("test_"))
+                  if not pattern or re.search(pattern, f"cluster/{modname}/{fname}")]
+    phase("cluster", len(tests), "tests")
+    for mod, fname, name in tests:
+        import lib  # test/cluster/lib.py
+        t0 = time.time()
+        ctx = lib.Context(binary, ROOT, name)
+        try:
+            getattr(mod, fname)(ctx)
+            ctx.close()
+            problems = ctx.sanitizer_reports()
+            report(not problems, name, problems)
+        except Exception as e:  # noqa: BLE001 - every failure is reported, then we go on
+            detail = "".join(traceback.format_exception(e))
+            ctx.close()
+            report(False, name, detail + ctx.log_tails())
+        finally:
+            ctx.cleanup()
+        print(f"     {name}: {time.time() - t0:.1f}s", flush=True)
 
 
 def main():
@@ -163,6 +194,7 @@ def main():
     phases = args.phase or ["lint", "unit", "lua", "cluster"]
     print(f"skyjet tests: {binary} ({args.build})", flush=True)
     if "lint" in phases:
+        phase("lint", 2, "checks")
         run_lint()
     if "unit" in phases:
         run_unit(os.path.join(ROOT, args.build), args.only)

@@ -468,17 +468,17 @@ static int l_stats(lua_State *L)
 int luaopen_socketdriver(lua_State *L)
 {
     static const luaL_Reg buf_methods[] = {
-        {"push", l_buf_push},       {"size", l_buf_size},         {"pop", l_buf_pop},
-        {"readall", l_buf_readall}, {"readline", l_buf_readline}, {"popframe", l_buf_popframe},
-        {"clear", l_buf_clear},     {NULL, NULL},
+        {"push", l_buf_push},         {"size", l_buf_size},
+        {"pop", l_buf_pop},           {"readall", l_buf_readall},
+        {"readline", l_buf_readline}, {"popframe", l_buf_popframe},
+        {"clear", l_buf_clear},       {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {
         {"listen", l_listen},   {"connect", l_connect}, {"start", l_start},
         {"pause", l_pause},     {"close", l_close},     {"shutdown", l_shutdown},
         {"nodelay", l_nodelay}, {"send", l_send},       {"lsend", l_lsend},
         {"unpack", l_unpack},   {"buffer", l_buffer},   {"header", l_header},
-        {"stats", l_stats},
-        {NULL, NULL},
+        {"stats", l_stats},     {NULL, NULL},
     };
     if (luaL_newmetatable(L, SBUF)) {
         lua_newtable(L);
