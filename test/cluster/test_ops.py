@@ -605,6 +605,17 @@ def test_scripts_cluster_refuses_nodes_that_are_not_local(ctx):
     check(not os.path.exists(ctx.path("run", "near.pid")), "nothing started")
 
 
+def test_readme_and_docs_link_only_files_in_the_repository(ctx):
+    """A clone has everything the README and docs/ point to (no ../shared/...)."""
+    for doc in ["README.md"] + glob.glob(os.path.join(ctx.root, "docs", "*.md")):
+        path = os.path.join(ctx.root, doc)
+        text = open(path).read()
+        check("../shared" not in text, f"{doc} points outside the repository")
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            check(os.path.exists(os.path.join(os.path.dirname(path), target)),
+                  f"{os.path.relpath(path, ctx.root)} links {target}, which is not there")
+
+
 # --- make install and the example configs ------------------------------------------------------
 
 HELLO = """local skynet = require "skynet"
