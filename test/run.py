@@ -3,7 +3,8 @@
 
 Phases (each announced with "== phase NAME: N to run"; every PASS/FAIL line ends with the running
 count so far):
-  lint     luacheck over the Lua files; clang-format --dry-run over the C files (.clang-format)
+  lint     luacheck over the Lua files; clang-format --dry-run over the C files (.clang-format);
+           no function in daemon/ over 80 lines
   unit     Check binaries <build>/unit/test_* (C parts, spec vectors)
   lua      test/lua/t_*.lua: each is the start service of a real node; cases report
            "TEST PASS name" / "TEST FAIL name reason" lines in the node's log
@@ -80,12 +81,37 @@ def run_lint():
                        text=True)
     report(p.returncode == 0, "lint/luacheck", p.stdout[-4000:])
     run_clang_format()
+    run_function_length()
 
 
 def c_sources():
     return sorted(f for d in ("daemon", "daemon/lua", "test/unit", "test/fuzz", "test/bench",
                               "test/tools")
                   for f in glob.glob(os.path.join(ROOT, d, "*.[ch]")))
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def run_function_length():
+    """No function in daemon/ longer than MAX_FUNCTION_LINES (clang-format puts a function's
+    opening and closing braces alone in column 0, which is what this counts between)."""
+    long = []
+    for path in glob.glob(os.path.join(ROOT, "daemon", "*.c")) + \
+            glob.glob(os.path.join(ROOT, "daemon", "lua", "*.c")):
+        lines = open(path).read().split("\n")
+        start = None
+        for i, line in enumerate(lines):
+            if line == "{":
+                start = i - 1
+                while start > 0 and lines[start][:1] in (" ", "\t"):
+                    start -= 1
+            elif line == "}" and start is not None:
+                if i - start + 1 > MAX_FUNCTION_LINES:
+                    long.append(f"{os.path.relpath(path, ROOT)}:{start + 1} ({i - start + 1} lines)")
+                start = None
+    report(not long, "lint/function-length",
+           f"functions over {MAX_FUNCTION_LINES} lines: " + ", ".join(long))
 
 
 def run_clang_format():
@@ -194,7 +220,7 @@ def main():
     phases = args.phase or ["lint", "unit", "lua", "cluster"]
     print(f"skyjet tests: {binary} ({args.build})", flush=True)
     if "lint" in phases:
-        phase("lint", 2, "checks")
+        phase("lint", 3, "checks")
         run_lint()
     if "unit" in phases:
         run_unit(os.path.join(ROOT, args.build), args.only)
