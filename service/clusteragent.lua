@@ -46,6 +46,11 @@ local function log(fmt, ...)
 	skynet.error(string.format("cluster agent %s: " .. fmt, peer, ...))
 end
 
+-- Problems the agent detects (a dropped push, a cap hit, a bad packet, a failed proof).
+local function warn(fmt, ...)
+	skynet.log("warn", string.format("cluster agent %s: " .. fmt, peer, ...))
+end
+
 local function write(frame)
 	if closed then
 		return
@@ -182,7 +187,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 	local ok, why = core.checkpayload(msg, sz)
 	if not ok then
 		skynet.trash(msg, sz)
-		log("undecodable payload for %s: %s", tostring(addr), why)
+		warn("undecodable payload for %s: %s", tostring(addr), why)
 		if not is_push then
 			reply_error(session, "invalid payload: " .. why)
 		end
@@ -192,7 +197,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 	if not target then
 		skynet.trash(msg, sz)
 		if is_push then
-			log("push to %s dropped: %s", tostring(addr), err)
+			warn("push to %s dropped: %s", tostring(addr), err)
 		else
 			reply_error(session, err)
 		end
@@ -203,7 +208,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 			core.send(target, skynet.PTYPE_TRACE, 0, tag)
 		end
 		if not skynet.rawsend(target, "lua", msg, sz) then
-			log("push to %s dropped: no such service", tostring(addr))
+			warn("push to %s dropped: no such service", tostring(addr))
 		end
 		return
 	end
@@ -233,7 +238,7 @@ end
 local function accept_request(addr, session, msg, sz, tag)
 	if inflight >= MAX_PENDING then
 		skynet.trash(msg, sz)
-		log("cap max_pending (%d) reached; request %d refused", MAX_PENDING, session)
+		warn("cap max_pending (%d) reached; request %d refused", MAX_PENDING, session)
 		reply_error(session, "too many pending requests on this link (max_pending)")
 		return
 	end
@@ -258,7 +263,7 @@ local function on_part(session, msg, sz, more)
 		end
 		if nlarge >= MAX_ASSEMBLIES then
 			skynet.trash(msg, sz)
-			log("cap max_assemblies (%d) reached; part of request %d dropped", MAX_ASSEMBLIES, session)
+			warn("cap max_assemblies (%d) reached; part of request %d dropped", MAX_ASSEMBLIES, session)
 			return
 		end
 		-- a part without its header: keep it so the last part can be answered with an error
@@ -270,7 +275,7 @@ local function on_part(session, msg, sz, more)
 	if req.size and req.received > req.size then
 		skynet.trash(msg, sz)
 		drop_assembly(session)
-		log("large request %d exceeds its declared %d bytes; dropped", session, req.size)
+		warn("large request %d exceeds its declared %d bytes; dropped", session, req.size)
 		reply_error(session, "Invalid large req")
 		return
 	end
@@ -324,7 +329,7 @@ local function on_auth_frame(addr, session, msg, sz)
 			write(cluster.packresponse(session, true, ""))
 			return
 		end
-		log("authentication failed (wrong proof from %q); closing", auth.client)
+		warn("authentication failed (wrong proof from %q); closing", auth.client)
 		close_link("authentication failed")
 		return
 	end
@@ -336,7 +341,7 @@ local function on_frame(body)
 	local ok, addr, session, msg, sz, padding, is_push = pcall(cluster.unpackrequest, body)
 	if not ok then
 		-- a Skynet node never sends these: the peer is broken or hostile, so drop the link
-		log("invalid packet (%d bytes): %s; closing the connection", #body, tostring(addr))
+		warn("invalid packet (%d bytes): %s; closing the connection", #body, tostring(addr))
 		close_link("invalid packet")
 		return
 	end
@@ -363,7 +368,7 @@ local function on_frame(body)
 			drop_assembly(session)
 		end
 		if nlarge >= MAX_ASSEMBLIES then
-			log("cap max_assemblies (%d) reached; request %d refused", MAX_ASSEMBLIES, session)
+			warn("cap max_assemblies (%d) reached; request %d refused", MAX_ASSEMBLIES, session)
 			reply_error(session, "too many concurrent large requests (max_assemblies)")
 			return
 		end
@@ -423,7 +428,7 @@ local function expire_assemblies()
 		for session, req in pairs(large) do
 			if (now - req.started) * 10 > ASSEMBLY_TIMEOUT then
 				drop_assembly(session)
-				log("cap assembly_timeout (%d ms): large request %d dropped after %d of %s bytes",
+				warn("cap assembly_timeout (%d ms): large request %d dropped after %d of %s bytes",
 					ASSEMBLY_TIMEOUT, session, req.received, tostring(req.size))
 				if not req.is_push then
 					reply_error(session, "large request timed out waiting for its parts (assembly_timeout)")

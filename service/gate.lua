@@ -67,7 +67,7 @@ end
 
 event[ACCEPT] = function(_, fd, address)
 	if client_count >= maxclient then
-		skynet.error(string.format("gate: maxclient %d reached, closing connection %d from %s",
+		skynet.log("warn", string.format("gate: maxclient %d reached, closing connection %d from %s",
 			maxclient, fd, address))
 		driver.close(fd)
 		return
@@ -93,7 +93,7 @@ end
 
 event[ERROR] = function(fd, _, text)
 	if fd == listen_id then
-		skynet.error("gate: listener error: " .. tostring(text))
+		skynet.log("error", "gate: listener error: " .. tostring(text))
 		listen_id = nil
 		return
 	end
