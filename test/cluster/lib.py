@@ -50,7 +50,7 @@ class EvalError(AssertionError):
 
 
 class Node:
-    def __init__(self, ctx, name, ini_path, log_path, err_path, ctl_port=None, env=None):
+    def __init__(self, ctx, name, ini_path, log_path, err_path, ctl_port=None, environ=None):
         self.ctx, self.name = ctx, name
         self.ini, self.log, self.err = ini_path, log_path, err_path
         self.ctl_port = ctl_port
@@ -58,7 +58,7 @@ class Node:
         self.errf = open(err_path, "w")
         self.proc = subprocess.Popen([ctx.binary, ini_path], cwd=ctx.tmp, stdout=self.errf,
                                      stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, **env) if env else None)
+                                     env=dict(os.environ, **environ) if environ else None)
         self.pid = self.proc.pid
 
     def text(self):
@@ -179,10 +179,11 @@ class Context:
         text += f"[env]\ntest_tmp = {self.tmp}\n{env}\n"
         return self.write(name + ".ini", text)
 
-    def node(self, name, start, env=None, **kw):
-        """A node running `start`; env adds environment variables to its process."""
+    def node(self, name, start, environ=None, **kw):
+        """A node running `start`; environ adds variables to its process environment."""
         ini = self.ini(name, start, **kw)
-        n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"), env=env)
+        n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"),
+                 environ=environ)
         self.nodes.append(n)
         return n
 
