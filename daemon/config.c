@@ -56,6 +56,8 @@ static const struct key_def keys[] = {
      "seconds in one message before a service is reported stuck"},
     {"node", "socket_high_water", K_SIZE, F(socket_high_water), "1M", NULL, 1024, 1L << 40, NULL,
      "pending output per socket that triggers a warning"},
+    {"node", "socket_output_limit", K_SIZE, F(socket_output_limit), "256M", NULL, 0, 1L << 40, NULL,
+     "unsent output per socket past which it is closed and logged (0 = no limit)"},
     {"node", "profile", K_BOOL, F(profile), "false", "profile", 0, 0, NULL,
      "account the time each service spends per message (skynet.stat \"cpu\")"},
     {"node", "console", K_STR, F(console), NULL, NULL, 0, 0, NULL,
@@ -64,6 +66,12 @@ static const struct key_def keys[] = {
      "let the debug console listen on a non-loopback address"},
     {"node", "metrics", K_STR, F(metrics), NULL, NULL, 0, 0, NULL,
      "Prometheus /metrics address host:port (loopback only unless console_allow_remote)"},
+    {"node", "console_maxconn", K_INT, NOFIELD, "16", NULL, 0, 1000000, NULL,
+     "debug console connections at once; more are closed at once (0 = no cap)"},
+    {"node", "console_idle_timeout", K_INT, NOFIELD, "600", NULL, 0, 86400, NULL,
+     "seconds a console connection may stay silent before it is closed (0 = never)"},
+    {"node", "metrics_maxconn", K_INT, NOFIELD, "16", NULL, 0, 1000000, NULL,
+     "/metrics connections at once; more are closed at once (0 = no cap)"},
     {"lua", "service_path", K_PATHS, F(service_path), NULL, "luaservice", 0, 0, "@/service/?.lua",
      "service search patterns (';'-separated, '?' = name), before the built-in ones"},
     {"lua", "lib_path", K_PATHS, F(lib_path), NULL, "lua_path", 0, 0,
@@ -72,6 +80,8 @@ static const struct key_def keys[] = {
      "Lua C module search patterns"},
     {"lua", "preload", K_PATH, F(preload), NULL, "preload", 0, 0, NULL,
      "script run before every service's main chunk"},
+    {"lua", "snax", K_PATHS, NOFIELD, NULL, "snax", 0, 0, NULL,
+     "snax service search patterns (unset: service_path's)"},
     {"lua", "jit", K_ENUM, F(jit), "auto", NULL, 0, 0, "auto|on|off",
      "LuaJIT compiler per service: auto (after 1000 messages or require \"jit\"), on, off"},
     {"cluster", "file", K_PATH, F(cluster_file), NULL, "cluster", 0, 0, NULL,
@@ -90,12 +100,18 @@ static const struct key_def keys[] = {
      "shared secret: links between skyjet nodes authenticate both ends (HMAC-SHA256)"},
     {"cluster", "plain_peers", K_STR, NOFIELD, NULL, NULL, 0, 0, NULL,
      "comma-separated node names allowed without authentication (stock Skynet nodes)"},
-    {"cluster", "expose", K_ENUM, NOFIELD, "registered", NULL, 0, 0, "registered|names|all",
-     "what remote nodes may call: registered, names or all"},
+    {"cluster", "expose", K_ENUM, NOFIELD, "services", NULL, 0, 0, "services|registered|names|all",
+     "what remote nodes may call: services, registered, names or all"},
     {"cluster", "max_assemblies", K_INT, NOFIELD, "64", NULL, 1, 100000, NULL,
      "multi-part requests being assembled at once per inbound link"},
     {"cluster", "assembly_timeout", K_INT, NOFIELD, "30000", NULL, 100, 3600000, NULL,
-     "ms an unfinished multi-part request may wait for its next part"},
+     "ms an unfinished multi-part request may take from its header to its last part"},
+    {"cluster", "max_assembly_bytes", K_SIZE, NOFIELD, "128M", NULL, 1024, 1L << 40, NULL,
+     "bytes unfinished multi-part requests may hold per inbound link"},
+    {"cluster", "max_assembly_total", K_SIZE, NOFIELD, "512M", NULL, 1024, 1L << 40, NULL,
+     "bytes unfinished multi-part requests may hold on the whole node"},
+    {"cluster", "first_frame_timeout", K_INT, NOFIELD, "3000", NULL, 10, 3600000, NULL,
+     "ms an inbound cluster connection may take to send its first frame"},
     {"cluster", "max_pending", K_INT, NOFIELD, "10000", NULL, 1, 10000000, NULL,
      "requests in flight per inbound link"},
     {"cluster", "maxclient", K_INT, NOFIELD, "1024", NULL, 1, 1000000, NULL,
@@ -456,20 +472,29 @@ static void publish(const struct key_def *k, const char *value)
 }
 
 /* The value's final form (paths resolved) into its field and env. `v` may be NULL (unset). */
+static char *size_in_bytes(long n)
+{
+    char bytes[32];
+    snprintf(bytes, sizeof bytes, "%ld", n);
+    return strdup(bytes);
+}
+
 static void store(const struct key_def *k, const char *v, const char *dir, const char *root,
                   struct node_config *out)
 {
     char *final = NULL;
+    long n = 0;
     if (k->kind == K_PATH && v)
         final = resolve(dir, v, strlen(v));
     else if (k->kind == K_PATHS)
         final = resolve_paths(dir, v, k->extra, root);
+    else if (k->kind == K_SIZE && v && parse_size(v, &n) == 0)
+        final = size_in_bytes(n); /* sizes are published in bytes: no second size parser in Lua */
     else if (v)
         final = strdup(v);
     if (final)
         publish(k, final);
     void *slot = k->field == NOFIELD ? NULL : (char *)out + k->field;
-    long n = 0;
     if (!slot || !final) {
         free(final);
         return;

@@ -320,7 +320,9 @@ static int start_runtime(struct node *n)
                             n->cfg.cpath, n->cfg.preload,      n->cfg.jit};
     host_configure(&hp);
     n->runtime_started = 1;
-    struct reactor_config rc = {deliver_socket_event, NULL, n->cfg.socket_high_water, 0};
+    struct reactor_config rc = {.deliver = deliver_socket_event,
+                                .high_water = n->cfg.socket_high_water,
+                                .output_limit = n->cfg.socket_output_limit};
     reactor = reactor_create(&rc);
     if (!reactor || reactor_start(reactor) != 0) {
         startup_error("skyjet: cannot start the reactor\n");

@@ -1,9 +1,9 @@
 /* reactor: the socket thread. It alone owns the libevent event_base, the DNS resolver, every
- * socket fd and every field of the socket table except `state`, which any thread may read.
- * Other threads only push commands; one mutex (r->lock) guards the command queue, the free-id
- * FIFO and the run state, and is never held across a syscall or a deliver call. Memory: bytes
- * given to reactor_send are the reactor's until written or dropped; an event and its data
- * belong to whoever the deliver callback hands them to. */
+ * socket fd and the socket table (other threads read only `state`); they push commands under
+ * one mutex (r->lock: command queue, free-id FIFO, run state), never held across a syscall or a
+ * deliver. Bytes given to reactor_send are the reactor's until written or dropped. Hostile peers:
+ * EOF half-closes (writes go on until the owner closes), unsent output is capped, listeners have
+ * caps and the last fds are kept from the one flooding, refusals are logged once a second. */
 #include "reactor.h"
 
 #include "log.h"
@@ -13,6 +13,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -34,22 +36,31 @@
 #define READ_MAX (1024 * 1024)
 #define ACCEPT_BATCH 64
 #define ACCEPT_BACKOFF_US 100000 /* pause accepting this long when out of fds */
+#define FD_RESERVE 64            /* fds a flooded listener may not take (at most 1/8 of them) */
+#define REPORT_SECONDS 1         /* refused connections are logged as one line per period */
 #ifdef IOV_MAX
 #define WRITE_IOVS IOV_MAX
 #else
 #define WRITE_IOVS 64
 #endif
 #define ADDR_TEXT 64
+#define UDP_MAX 65536 /* largest datagram read */
 
 /* A slot's life: FREE -> CONNECTING (taken by reactor_connect's caller) or LISTEN / OPEN (taken
  * by the reactor) -> CLOSING (reactor_close, flushing) -> CLOSED (event being delivered) ->
  * FREE. reactor_send accepts data only while CONNECTING or OPEN. */
 enum { S_FREE, S_CONNECTING, S_LISTEN, S_OPEN, S_CLOSING, S_CLOSED };
 
+struct udp_to {
+    socklen_t len;
+    struct sockaddr_storage ss;
+};
+
 struct wnode {
     struct wnode *next;
     char *data;
     size_t size, offset;
+    struct udp_to *to; /* UDP: the destination, or NULL for the connected peer */
 };
 
 struct wqueue {
@@ -70,6 +81,13 @@ struct sock {
     char dirty;    /* got output in this command batch */
     char silent;   /* the owner is gone: deliver nothing more */
     char nodelay;
+    char eof; /* the peer shut its write side: reading stopped, writing goes on */
+    char listener;
+    char udp;
+    int from;            /* accepted socket: its listener's id while that lives, else -1 */
+    int max_conn, nconn; /* listener: cap on live accepted sockets (0 = none), how many live */
+    unsigned refused_cap, refused_room, errors; /* listener: since the last report */
+    int last_error;
     struct event *ev_read, *ev_write, *ev_retry;
     struct wqueue out[2]; /* [0] normal, [1] low priority */
     size_t pending;       /* bytes queued in out[] */
@@ -96,6 +114,9 @@ enum {
     C_CLOSE,
     C_SHUTDOWN,
     C_NODELAY,
+    C_ACCEPT_LIMIT,
+    C_UDP_ADD,
+    C_UDP_CONNECT,
     C_CLOSE_OWNER,
     C_STOP
 };
@@ -104,7 +125,9 @@ struct cmd {
     int type, id, port;
     uint32_t owner;
     size_t size;
-    void *ptr; /* C_SEND*: data; C_CONNECT: host (malloc'd); C_LISTEN: struct listen_req */
+    void *ptr;         /* C_SEND*: data; C_CONNECT: host (malloc'd); C_LISTEN: struct listen_req;
+                        * C_UDP_CONNECT: struct udp_to */
+    struct udp_to *to; /* C_SEND to a UDP address (malloc'd) */
 };
 
 struct cmdq {
@@ -131,6 +154,7 @@ struct reactor {
     reactor_deliver_fn deliver;
     void *ud;
     size_t high_water;
+    size_t output_limit; /* 0 = none */
     int max;
     struct sock *slots;
     struct event_base *base;
@@ -150,6 +174,12 @@ struct reactor {
     int *live_ids, nlive;
     int *dirty, ndirty;
 
+    int fd_limit;   /* RLIMIT_NOFILE at creation */
+    int fd_reserve; /* the last fds, kept from a flooded listener */
+    int spare_fd;   /* kept open to accept-and-close when every other fd is taken */
+    struct event *report_ev;
+    char report_on;
+
     atomic_int n_sockets;
     _Atomic uint64_t bytes_in, bytes_out, writes, reads;
 };
@@ -159,6 +189,10 @@ static _Thread_local struct reactor *current_reactor; /* set on the reactor thre
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_accept(evutil_socket_t fd, short what, void *arg);
+static void listener_forget(struct reactor *r, struct sock *s);
+static int udp_write(struct reactor *r, struct sock *s);
+static void udp_read(struct reactor *r, struct sock *s);
+static void cmd_udp_add(struct reactor *r, struct cmd *c);
 static void sock_connect_next(struct reactor *r, struct sock *s, int err);
 
 static void stat_add(_Atomic uint64_t *counter, uint64_t n)
@@ -222,6 +256,9 @@ static void cmd_drop(struct cmd *c)
         listen_answer(q);
     } else {
         free(c->ptr);
+        free(c->to);
+        if (c->type == C_UDP_ADD)
+            close(c->port); /* the fd it carried */
     }
 }
 
@@ -405,12 +442,32 @@ static void sock_detach(struct reactor *r, struct sock *s)
     atomic_fetch_sub(&r->n_sockets, 1);
 }
 
+/* Unlinks s from its listener's count, or (for a listener) its accepted sockets from it. */
+static void listener_forget(struct reactor *r, struct sock *s)
+{
+    if (s->from >= 0)
+        r->slots[s->from].nconn--;
+    s->from = -1;
+    if (!s->listener)
+        return;
+    for (int i = 0; i < r->nlive && s->nconn > 0; i++) {
+        struct sock *c = &r->slots[r->live_ids[i]];
+        if (c->from == s->id) {
+            c->from = -1;
+            s->nconn--;
+        }
+    }
+    s->nconn = s->max_conn = 0;
+    s->refused_cap = s->refused_room = s->errors = 0;
+}
+
 /* Closes s now, drops its output, delivers `type` (REACTOR_CLOSE/ERROR; 0 = none) to its owner
  * unless it is silent, then frees the slot. The slot goes back to the free FIFO only after the
  * event was handed over, so nobody can be told about a socket that reuses the id. */
 static void sock_free(struct reactor *r, struct sock *s, int type, const char *reason)
 {
     atomic_store(&s->state, S_CLOSED);
+    listener_forget(r, s);
     sock_detach(r, s);
     if (s->resolve) {
         s->resolve->id = -1; /* its callback still runs (EVUTIL_EAI_CANCEL) and frees it */
@@ -425,6 +482,7 @@ static void sock_free(struct reactor *r, struct sock *s, int type, const char *r
         while (w) {
             struct wnode *next = w->next;
             free(w->data);
+            free(w->to);
             free(w);
             w = next;
         }
@@ -439,7 +497,7 @@ static void sock_free(struct reactor *r, struct sock *s, int type, const char *r
     }
     s->live = 0;
     s->owner = 0;
-    s->reading = s->dirty = s->silent = s->nodelay = 0;
+    s->reading = s->dirty = s->silent = s->nodelay = s->eof = s->listener = s->udp = 0;
     s->pending = 0;
     s->warn_at = r->high_water;
     s->rsize = READ_START;
@@ -492,6 +550,8 @@ static void sock_consume(struct sock *s, struct wqueue **from, int count, size_t
  * a write error closed (and freed) the socket. */
 static int sock_write(struct reactor *r, struct sock *s)
 {
+    if (s->udp)
+        return udp_write(r, s);
     struct iovec iov[WRITE_IOVS];
     struct wqueue *from[WRITE_IOVS];
     while (s->pending > 0) {
@@ -535,11 +595,28 @@ static int sock_write(struct reactor *r, struct sock *s)
     return 0;
 }
 
+/* A peer that does not read cannot make the node hold unbounded output (like Redis's client
+ * output buffer limit): past output_limit unsent bytes the socket is closed, dropping them, and
+ * the log says why. Returns -1 if it closed s. */
+static int sock_over_limit(struct reactor *r, struct sock *s)
+{
+    if (!r->output_limit || s->pending <= r->output_limit)
+        return 0;
+    char peer[ADDR_TEXT];
+    sock_name(s->fd, 1, peer, sizeof peer);
+    log_write(0, LOG_WARN,
+              "socket %d (%s): %zu bytes of unsent output exceed socket_output_limit (%zu); "
+              "closing it",
+              s->id, peer, s->pending, r->output_limit);
+    sock_free(r, s, REACTOR_CLOSE, "output limit exceeded");
+    return -1;
+}
+
 /* Writes what it can now, then keeps EV_WRITE, warnings and a pending close up to date.
  * Returns 0, or -1 if the socket was freed. */
 static int sock_output(struct reactor *r, struct sock *s)
 {
-    if (sock_write(r, s) < 0)
+    if (sock_write(r, s) < 0 || sock_over_limit(r, s) < 0)
         return -1;
     ev_set(s->ev_write, &s->write_on, s->pending > 0);
     sock_warn(r, s);
@@ -562,7 +639,7 @@ static void flush_dirty(struct reactor *r)
         int st = sock_state(s);
         if ((st == S_OPEN || st == S_CLOSING) && !s->write_on)
             sock_output(r, s);
-        else
+        else if (sock_over_limit(r, s) == 0) /* waiting for EV_WRITE: the peer may not read */
             sock_warn(r, s);
     }
     r->ndirty = 0;
@@ -727,12 +804,29 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     sock_connect_next(r, s, err);
 }
 
+/* EOF from the peer (it shut its write side, or closed): reading stops for good, but the socket
+ * stays open for writing, so queued and later output still goes out, until the owner closes it
+ * (Skynet's half-close). The owner hears CLOSE with ud = 1: "read side closed, still yours". A
+ * peer that closed completely makes a later write fail, which closes the socket (CLOSE, ud 0). */
+static void sock_half_close(struct reactor *r, struct sock *s)
+{
+    s->eof = 1;
+    s->reading = 0;
+    ev_set(s->ev_read, &s->read_on, 0);
+    if (!s->silent)
+        emit(r, s->owner, REACTOR_CLOSE, s->id, 1, NULL, 0, NULL);
+}
+
 /* One read per readiness, so a busy socket cannot starve the others. The buffer becomes the
  * DATA event's data; its size doubles when a read fills it and halves when reads are small. */
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct sock *s = arg;
     struct reactor *r = s->r;
+    if (s->udp) {
+        udp_read(r, s);
+        return;
+    }
     char *buf = malloc(s->rsize);
     if (!buf)
         return; /* level-triggered: tried again on the next loop */
@@ -751,8 +845,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     free(buf);
     if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
         return;
-    if (n == 0 && s->pending > 0 && sock_write(r, s) < 0)
-        return; /* EOF: one last try to flush; a write error already closed it */
+    if (n == 0 && sock_state(s) == S_OPEN) {
+        sock_half_close(r, s);
+        return;
+    }
     sock_free(r, s, REACTOR_CLOSE, n == 0 ? NULL : strerror(err));
 }
 
@@ -772,11 +868,76 @@ static void listener_backoff(struct reactor *r, struct sock *s)
     evtimer_add(s->ev_retry, &tv);
 }
 
+/* Once a period: one line per listener that refused connections or failed to accept. */
+static void on_report(evutil_socket_t fd, short what, void *arg)
+{
+    struct reactor *r = arg;
+    char addr[ADDR_TEXT];
+    r->report_on = 0;
+    for (int i = 0; i < r->nlive; i++) {
+        struct sock *s = &r->slots[r->live_ids[i]];
+        if (!s->listener || (!s->refused_cap && !s->refused_room && !s->errors))
+            continue;
+        sock_name(s->fd, 0, addr, sizeof addr);
+        if (s->refused_cap || s->refused_room)
+            log_write(0, LOG_WARN,
+                      "socket: listener %d (%s) refused %u connection(s) in %d s: %u over its "
+                      "cap of %d, %u at the fd limit (reserve %d of %d fds) or socket table",
+                      s->id, addr, s->refused_cap + s->refused_room, REPORT_SECONDS, s->refused_cap,
+                      s->max_conn, s->refused_room, r->fd_reserve, r->fd_limit);
+        if (s->errors)
+            log_write(0, LOG_ERROR, "socket: listener %d (%s): accept error: %s (%u in %d s)",
+                      s->id, addr, strerror(s->last_error), s->errors, REPORT_SECONDS);
+        s->refused_cap = s->refused_room = s->errors = 0;
+    }
+}
+
+static void report_later(struct reactor *r)
+{
+    struct timeval tv = {REPORT_SECONDS, 0};
+    if (r->report_on || !r->report_ev)
+        return;
+    r->report_on = 1;
+    evtimer_add(r->report_ev, &tv);
+}
+
+/* Every fd is taken: accept the next connection on the spare fd and close it at once, so the
+ * client is told (rather than left in the backlog) and the listener does not spin. */
+static void accept_on_spare(struct reactor *r, struct sock *ls)
+{
+    if (r->spare_fd < 0)
+        return;
+    close(r->spare_fd);
+    int cfd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+    if (cfd >= 0) {
+        close(cfd);
+        ls->refused_room++;
+    }
+    r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Whether a connection just accepted on ls (as cfd) must be refused: the listener is at its
+ * cap, or the process is into its last FD_RESERVE fds and ls holds most of the sockets (the
+ * flooded listener pauses; the others keep the reserve). */
+static int accept_refused(struct reactor *r, struct sock *ls, int cfd)
+{
+    if (ls->max_conn > 0 && ls->nconn >= ls->max_conn) {
+        ls->refused_cap++;
+        return 1;
+    }
+    if (cfd >= r->fd_limit - r->fd_reserve && ls->nconn * 2 >= atomic_load(&r->n_sockets)) {
+        ls->refused_room++;
+        listener_backoff(r, ls);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct sock *ls = arg;
     struct reactor *r = ls->r;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    for (int i = 0; i < ACCEPT_BATCH && ls->read_on; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -785,15 +946,22 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            log_write(0, LOG_ERROR, "socket: accept error: %s", strerror(errno));
-            if (errno == EMFILE || errno == ENFILE)
+            if (errno == EMFILE || errno == ENFILE) {
+                accept_on_spare(r, ls);
                 listener_backoff(r, ls);
+            } else {
+                ls->errors++;
+                ls->last_error = errno;
+            }
+            report_later(r);
             return;
         }
-        int id = id_take(r, S_OPEN);
+        int refused = accept_refused(r, ls, cfd);
+        int id = refused ? -1 : id_take(r, S_OPEN);
         if (id < 0) {
-            log_write(0, LOG_ERROR, "socket: accept error: socket table full (%d)", r->max);
+            ls->refused_room += !refused; /* the socket table is full */
             close(cfd);
+            report_later(r);
             continue;
         }
         struct sock *s = &r->slots[id];
@@ -802,6 +970,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         sock_set_live(r, s, ls->owner); /* not read until reactor_resume */
+        s->from = ls->id;
+        ls->nconn++;
         char text[ADDR_TEXT];
         addr_text(&ss, text, sizeof text);
         emit(r, ls->owner, REACTOR_ACCEPT, ls->id, id, NULL, 0, text);
@@ -839,6 +1009,7 @@ static void do_listen(struct reactor *r, struct listen_req *q)
         return;
     }
     sock_set_live(r, s, q->owner); /* accepts nothing until reactor_resume */
+    s->listener = 1;
     q->id = id;
 }
 
@@ -853,24 +1024,27 @@ static void cmd_resume(struct reactor *r, struct sock *s, uint32_t owner, int id
     if (st == S_CLOSING)
         return;
     s->owner = owner;
-    s->reading = 1;
+    s->reading = !s->eof;
     if (st == S_CONNECTING)
         return; /* OPEN comes when the connect finishes */
-    ev_set(s->ev_read, &s->read_on, 1);
+    ev_set(s->ev_read, &s->read_on, s->reading);
     sock_name(s->fd, st == S_OPEN, text, sizeof text);
     emit(r, owner, REACTOR_OPEN, s->id, 0, NULL, 0, text);
+    if (s->eof) /* handed over after the peer's EOF: the new owner hears it too */
+        emit(r, owner, REACTOR_CLOSE, s->id, 1, NULL, 0, NULL);
 }
 
 static void cmd_send(struct reactor *r, struct sock *s, struct cmd *c)
 {
     int st = s ? sock_state(s) : S_FREE;
     struct wnode *w = NULL;
-    if ((st != S_OPEN && st != S_CONNECTING) || !(w = malloc(sizeof *w))) {
+    if ((st != S_OPEN && st != S_CONNECTING) || (c->to && !s->udp) || !(w = malloc(sizeof *w))) {
         free(c->ptr); /* closed meanwhile (or out of memory) */
+        free(c->to);
         return;
     }
     struct wqueue *q = &s->out[c->type == C_SEND_LOW];
-    *w = (struct wnode){NULL, c->ptr, c->size, 0};
+    *w = (struct wnode){NULL, c->ptr, c->size, 0, c->to};
     if (q->tail)
         q->tail->next = w;
     else
@@ -946,6 +1120,20 @@ static void cmd_run(struct reactor *r, struct cmd *c)
                 setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
         }
         break;
+    case C_ACCEPT_LIMIT:
+        if (s && s->listener)
+            s->max_conn = c->port;
+        break;
+    case C_UDP_ADD:
+        cmd_udp_add(r, c);
+        break;
+    case C_UDP_CONNECT:
+        if (s && s->udp &&
+            connect(s->fd, (struct sockaddr *)&((struct udp_to *)c->ptr)->ss,
+                    ((struct udp_to *)c->ptr)->len) < 0)
+            log_write(0, LOG_ERROR, "socket: udp connect of %d failed: %s", s->id, strerror(errno));
+        free(c->ptr);
+        break;
     case C_CLOSE_OWNER:
         /* Backwards: freeing entry i moves the last (already seen) entry into i. */
         for (int i = r->nlive - 1; i >= 0; i--) {
@@ -993,7 +1181,7 @@ static void reactor_teardown(struct reactor *r)
     r->q.count = 0;
     pthread_mutex_unlock(&r->lock);
     for (int i = 0; i < t.count; i++) {
-        if (t.items[i].type == C_CONNECT) /* its id is CONNECTING but not live */
+        if (t.items[i].type == C_CONNECT || t.items[i].type == C_UDP_ADD) /* not live yet */
             atomic_store(&r->slots[t.items[i].id].state, S_FREE);
         cmd_drop(&t.items[i]);
     }
@@ -1018,12 +1206,133 @@ static void *reactor_main(void *arg)
     return NULL;
 }
 
+/* ---- UDP ---- */
+
+/* The opaque address a datagram's sender is given as (and sendto takes back): one byte 4 or 6,
+ * the port (2 bytes, big-endian), then the 4 or 16 address bytes. */
+static size_t udp_pack(const struct sockaddr_storage *ss, char *out)
+{
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        out[0] = 6;
+        memcpy(out + 1, &a->sin6_port, 2);
+        memcpy(out + 3, &a->sin6_addr, 16);
+        return 19;
+    }
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    out[0] = 4;
+    memcpy(out + 1, &a->sin_port, 2);
+    memcpy(out + 3, &a->sin_addr, 4);
+    return 7;
+}
+
+int reactor_udp_unpack(const char *from, size_t len, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    memset(ss, 0, sizeof *ss);
+    if (len == 7 && from[0] == 4) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        memcpy(&a->sin_port, from + 1, 2);
+        memcpy(&a->sin_addr, from + 3, 4);
+        *sl = sizeof *a;
+        return 0;
+    }
+    if (len == 19 && from[0] == 6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        memcpy(&a->sin6_port, from + 1, 2);
+        memcpy(&a->sin6_addr, from + 3, 16);
+        *sl = sizeof *a;
+        return 0;
+    }
+    return -1;
+}
+
+/* One datagram per readiness; the event's buffer holds the payload, then the sender. */
+static void udp_read(struct reactor *r, struct sock *s)
+{
+    static _Thread_local char buf[UDP_MAX];
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    ssize_t n = recvfrom(s->fd, buf, sizeof buf, 0, (struct sockaddr *)&ss, &sl);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNREFUSED)
+            log_write(0, LOG_ERROR, "socket: udp %d recv: %s", s->id, strerror(errno));
+        return; /* ICMP errors (refused) are not the socket's end */
+    }
+    char from[19];
+    size_t alen = udp_pack(&ss, from);
+    char *data = malloc((size_t)n + alen);
+    if (!data)
+        return;
+    memcpy(data, buf, (size_t)n);
+    memcpy(data + n, from, alen);
+    stat_add(&r->reads, 1);
+    stat_add(&r->bytes_in, (uint64_t)n);
+    emit(r, s->owner, REACTOR_UDP, s->id, (int)alen, data, (int)n, NULL);
+}
+
+/* Each queued datagram goes out whole, in order (normal queue first); one the kernel refuses
+ * for good (too big, unreachable) is dropped and logged. Returns 0. */
+static int udp_write(struct reactor *r, struct sock *s)
+{
+    for (int q = 0; q < 2; q++) {
+        struct wnode *w;
+        while ((w = s->out[q].head)) {
+            ssize_t k = w->to ? sendto(s->fd, w->data, w->size, MSG_NOSIGNAL,
+                                       (struct sockaddr *)&w->to->ss, w->to->len)
+                              : send(s->fd, w->data, w->size, MSG_NOSIGNAL);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return 0;
+            stat_add(&r->writes, 1);
+            if (k < 0)
+                log_write(0, LOG_WARN, "socket: udp %d: datagram of %zu bytes dropped: %s", s->id,
+                          w->size, strerror(errno));
+            else
+                stat_add(&r->bytes_out, (uint64_t)k);
+            s->out[q].head = w->next;
+            if (!w->next)
+                s->out[q].tail = NULL;
+            s->pending -= w->size;
+            free(w->data);
+            free(w->to);
+            free(w);
+        }
+    }
+    return 0;
+}
+
+static void cmd_udp_add(struct reactor *r, struct cmd *c)
+{
+    struct sock *s = &r->slots[c->id];
+    s->udp = 1;
+    if (sock_attach(r, s, c->port, 0) < 0) {
+        s->udp = 0;
+        atomic_store(&s->state, S_FREE);
+        pthread_mutex_lock(&r->lock);
+        id_put_locked(r, s->id);
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    sock_set_live(r, s, c->owner);
+    atomic_store(&s->state, S_OPEN);
+    s->reading = 1;
+    ev_set(s->ev_read, &s->read_on, 1);
+}
+
 /* ---- public interface ---- */
 
 static void reactor_free(struct reactor *r)
 {
     if (r->wake_ev)
         event_free(r->wake_ev);
+    if (r->report_ev)
+        event_free(r->report_ev);
+    if (r->spare_fd >= 0)
+        close(r->spare_fd);
     if (r->base)
         event_base_free(r->base);
     if (r->wake_fd >= 0)
@@ -1048,8 +1357,14 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
     r->deliver = cfg->deliver;
     r->ud = cfg->ud;
     r->high_water = cfg->high_water ? cfg->high_water : DEFAULT_HIGH_WATER;
+    r->output_limit = cfg->output_limit;
     r->max = cfg->max_sockets > 0 ? cfg->max_sockets : DEFAULT_MAX_SOCKETS;
     r->wake_fd = -1;
+    r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct rlimit rl;
+    r->fd_limit =
+        getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < INT_MAX ? (int)rl.rlim_cur : INT_MAX;
+    r->fd_reserve = r->fd_limit / 8 < FD_RESERVE ? r->fd_limit / 8 : FD_RESERVE;
     pthread_mutex_init(&r->lock, NULL);
     r->slots = calloc(r->max, sizeof *r->slots);
     r->free_ids = malloc(r->max * sizeof(int));
@@ -1064,6 +1379,7 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
         s->fd = -1;
         s->warn_at = r->high_water;
         s->rsize = READ_START;
+        s->from = -1;
         s->r = r;
         r->free_ids[i] = i;
     }
@@ -1074,6 +1390,7 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
     r->wake_ev = event_new(r->base, r->wake_fd, EV_READ | EV_PERSIST, on_wake, r);
     if (!r->wake_ev || event_add(r->wake_ev, NULL) < 0)
         goto fail;
+    r->report_ev = evtimer_new(r->base, on_report, r);
     return r;
 fail:
     reactor_free(r);
@@ -1214,6 +1531,14 @@ int reactor_shutdown(struct reactor *r, uint32_t owner, int id)
 
 int reactor_nodelay(struct reactor *r, int id) { return push_id(r, C_NODELAY, 0, id); }
 
+int reactor_accept_limit(struct reactor *r, int id, int max)
+{
+    if (id < 0 || id >= r->max || max < 0)
+        return -1;
+    struct cmd c = {.type = C_ACCEPT_LIMIT, .id = id, .port = max};
+    return cmd_push(r, &c);
+}
+
 void reactor_close_owner(struct reactor *r, uint32_t owner)
 {
     struct cmd c = {.type = C_CLOSE_OWNER, .id = -1, .owner = owner};
@@ -1252,4 +1577,94 @@ void reactor_get_stats(struct reactor *r, struct reactor_stats *out)
     out->bytes_out = atomic_load(&r->bytes_out);
     out->writes = atomic_load(&r->writes);
     out->reads = atomic_load(&r->reads);
+}
+
+/* host:port -> address for UDP: numeric, or looked up on the caller's thread (as listen). */
+static int udp_resolve(const char *host, int port, struct udp_to *to, char *err, size_t errlen)
+{
+    if (port < 0 || port > 65535) {
+        copy_text(err, errlen, "Invalid port");
+        return -1;
+    }
+    if (addr_parse(host, port, &to->ss, &to->len) == 0)
+        return 0;
+    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *ai;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    int rc = getaddrinfo(host, service, &hints, &ai);
+    if (rc != 0) {
+        copy_text(err, errlen, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(&to->ss, ai->ai_addr, ai->ai_addrlen);
+    to->len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int reactor_udp(struct reactor *r, uint32_t owner, const char *host, int port, int dial, char *err,
+                size_t errlen)
+{
+    struct udp_to a;
+    int bound = !dial && ((host && host[0]) || port != 0);
+    if ((dial || bound) && udp_resolve(host, port, &a, err, errlen) < 0)
+        return -1;
+    int family = dial || bound ? a.ss.ss_family : AF_INET;
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || (bound && bind(fd, (struct sockaddr *)&a.ss, a.len) < 0) ||
+        (dial && connect(fd, (struct sockaddr *)&a.ss, a.len) < 0)) {
+        copy_text(err, errlen, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    pthread_mutex_lock(&r->lock);
+    int id = r->run == R_STOPPED ? -1 : id_take_locked(r, S_CONNECTING);
+    struct cmd c = {.type = C_UDP_ADD, .id = id, .port = fd, .owner = owner};
+    if (id >= 0 && queue_locked(r, &c) < 0) {
+        id_put_locked(r, id);
+        id = -1;
+    }
+    int wakeup = id >= 0 && r->q.count == 1;
+    pthread_mutex_unlock(&r->lock);
+    if (id < 0) {
+        copy_text(err, errlen, "socket table full");
+        close(fd);
+    } else if (wakeup) {
+        wake(r);
+    }
+    return id;
+}
+
+int reactor_udp_connect(struct reactor *r, int id, const char *host, int port, char *err,
+                        size_t errlen)
+{
+    struct udp_to *to = malloc(sizeof *to);
+    if (!to || id < 0 || id >= r->max || udp_resolve(host, port, to, err, errlen) < 0) {
+        if (to && (id < 0 || id >= r->max))
+            copy_text(err, errlen, "invalid socket");
+        free(to);
+        return -1;
+    }
+    struct cmd c = {.type = C_UDP_CONNECT, .id = id, .ptr = to};
+    if (cmd_push(r, &c) < 0) {
+        copy_text(err, errlen, "reactor not running");
+        return -1;
+    }
+    return 0;
+}
+
+int reactor_sendto(struct reactor *r, int id, const char *from, size_t fromlen, void *data,
+                   size_t size)
+{
+    int st = id >= 0 && id < r->max ? atomic_load(&r->slots[id].state) : S_FREE;
+    struct udp_to *to = malloc(sizeof *to);
+    if ((st != S_OPEN && st != S_CONNECTING) || !to ||
+        reactor_udp_unpack(from, fromlen, &to->ss, &to->len) < 0 || (!data && size > 0)) {
+        free(to);
+        free(data);
+        return -1;
+    }
+    struct cmd c = {.type = C_SEND, .id = id, .size = size, .ptr = data, .to = to};
+    return cmd_push(r, &c);
 }

@@ -9,15 +9,19 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* Event types (Skynet's socket message sub-types). */
 enum reactor_event_type {
     REACTOR_DATA = 1,   /* bytes arrived: data/size */
     REACTOR_OPEN = 2,   /* connect finished, or a socket was started: text = "ip:port" */
-    REACTOR_CLOSE = 3,  /* socket closed (peer close, reset, close/shutdown done) */
+    REACTOR_CLOSE = 3,  /* ud = 0: socket closed and its id released (reset, write error,
+                         * close/shutdown done). ud = 1: the peer sent EOF; reading stopped
+                         * but the socket stays open for writing until its owner closes it */
     REACTOR_ACCEPT = 4, /* listener accepted: ud = new socket id, text = "ip:port" of peer */
     REACTOR_ERROR = 5, /* connect/IO failed: text = reason ("Connection refused"); socket is gone */
-    REACTOR_UDP = 6,   /* reserved */
+    REACTOR_UDP = 6,   /* a datagram: data/size = payload, followed in the same buffer by ud
+                        * bytes of the sender's opaque address (see reactor_udp_unpack) */
     REACTOR_WARNING = 7, /* send queue above high-water: ud = pending KiB; ud = 0 when drained */
 };
 
@@ -26,7 +30,8 @@ enum reactor_event_type {
 struct reactor_event {
     int type;   /* enum reactor_event_type */
     int id;     /* socket id */
-    int ud;     /* DATA: size; ACCEPT: new id; WARNING: KiB pending (0 = drained) */
+    int ud;     /* DATA: size; ACCEPT: new id; WARNING: KiB pending (0 = drained); CLOSE: 1 =
+                 * half-closed (see above) */
     int size;   /* DATA: bytes in data */
     char *data; /* DATA: malloc'd bytes, owned by the receiver; NULL otherwise */
     char text[];
@@ -39,8 +44,9 @@ typedef void (*reactor_deliver_fn)(void *ud, uint32_t owner, struct reactor_even
 struct reactor_config {
     reactor_deliver_fn deliver;
     void *ud;
-    size_t high_water; /* send-queue warning threshold in bytes; 0 = default 1 MiB */
-    int max_sockets;   /* size of the id table; 0 = default 65536 */
+    size_t high_water;   /* send-queue warning threshold in bytes; 0 = default 1 MiB */
+    int max_sockets;     /* size of the id table; 0 = default 65536 */
+    size_t output_limit; /* unsent bytes past which a socket is closed (logged); 0 = none */
 };
 
 struct reactor;
@@ -75,8 +81,29 @@ int reactor_close(struct reactor *r, uint32_t owner, int id);
 /* Close at once, dropping unsent output; REACTOR_CLOSE follows. */
 int reactor_shutdown(struct reactor *r, uint32_t owner, int id);
 int reactor_nodelay(struct reactor *r, int id);
+/* Cap a listener's live accepted sockets (those not closed yet, whoever owns them now) at max;
+ * 0 = no cap. Connections beyond it are accepted and closed at once. Refused connections and
+ * accept errors are logged as one summary line per listener per second. When the process is
+ * within its last fds, the listener holding most sockets is refused and paused (100 ms at a
+ * time) so the others keep a reserve; with no fd left at all, a spare fd accepts-and-closes. */
+int reactor_accept_limit(struct reactor *r, int id, int max);
 /* Close every socket owned by a retired service (no events are delivered for them). */
 void reactor_close_owner(struct reactor *r, uint32_t owner);
+
+/* UDP. reactor_udp makes a datagram socket that reads at once (no OPEN event): bound to
+ * host:port (both unset: unbound IPv4), or with `dial` connected to it. Names are looked up on
+ * the caller's thread. Returns the id, or -1 with the reason in err. write (reactor_send) goes
+ * to the connected peer; reactor_sendto to an opaque address as REACTOR_UDP gives it (one byte
+ * 4|6, 2 bytes port big-endian, 4|16 address bytes). Each datagram goes out whole. */
+int reactor_udp(struct reactor *r, uint32_t owner, const char *host, int port, int dial, char *err,
+                size_t errlen);
+int reactor_udp_connect(struct reactor *r, int id, const char *host, int port, char *err,
+                        size_t errlen);
+/* Takes data (freed on error too); returns 0, or -1 (bad id or address). */
+int reactor_sendto(struct reactor *r, int id, const char *from, size_t fromlen, void *data,
+                   size_t size);
+/* Opaque address -> sockaddr; 0 or -1 if it is not one. */
+int reactor_udp_unpack(const char *from, size_t len, struct sockaddr_storage *ss, socklen_t *sl);
 
 struct reactor_stats {
     int sockets;        /* open sockets */

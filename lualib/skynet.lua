@@ -14,8 +14,10 @@ local function traceback(...)
 	return debug.traceback(...)
 end
 local format, tinsert, tremove, concat = string.format, table.insert, table.remove, table.concat
-local coroutine_create, coroutine_resume, coroutine_yield, coroutine_running, coroutine_status =
-	coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
+local coroutine_create, coroutine_yield, coroutine_running = coroutine.create, coroutine.yield,
+	coroutine.running
+-- every resume of a service coroutine goes through this upvalue; skynet.profile wraps it
+local coroutine_resume = coroutine.resume
 
 local c_send, c_redirect, c_tostring, c_trash = c.send, c.redirect, c.tostring, c.trash
 
@@ -187,7 +189,7 @@ function suspend(co, result, command)
 		dispatch_wakeup()
 		dispatch_error_queue()
 	elseif command == "USER" then
-		error("Can't yield in skynet coroutine: use skynet.coroutine\n" .. traceback(co))
+		error("Call skynet.coroutine.yield out of skynet.coroutine.resume\n" .. traceback(co))
 	elseif command ~= nil then
 		error("Unknown command : " .. tostring(command) .. "\n" .. traceback(co))
 	end
@@ -256,15 +258,35 @@ function skynet.wakeup(token)
 	end
 end
 
+local timeout_origin -- coroutine -> where its timeout was set, while skynet.trace_timeout(true)
+
 function skynet.timeout(ti, func)
 	check_ticks(ti)
 	local session = new_session()
 	c.timeout(ti, session)
-	local co = co_create(function()
-		func()
-	end)
+	local co
+	if timeout_origin then
+		local origin = timeout_origin
+		co = co_create(function()
+			origin[coroutine_running()] = nil
+			func()
+		end)
+		origin[co] = format("TIMER %d+%d : ", c.now(), ti) .. traceback("", 2)
+	else
+		co = co_create(function()
+			func()
+		end)
+	end
 	session_id_coroutine[session] = co
 	return co
+end
+
+function skynet.trace_timeout(on)
+	if on then
+		timeout_origin = timeout_origin or setmetatable({}, { __mode = "k" })
+	else
+		timeout_origin = nil
+	end
 end
 
 function skynet.fork(func, ...)
@@ -769,42 +791,180 @@ end
 
 skynet.pcall = pcall
 
--- Rarely used functions live in skynet/extra.lua and load on first use: every service holds its
--- own copy of the code it loads, so what an idle service never calls is not loaded.
-local internal = {
-	session_id_coroutine = session_id_coroutine,
-	session_coroutine_id = session_coroutine_id,
-	session_coroutine_address = session_coroutine_address,
-	session_coroutine_tracetag = session_coroutine_tracetag,
-	watching_session = watching_session,
-	sleep_session = sleep_session,
-	fork_queue = fork_queue,
-	callee_gone = callee_gone,
-	dispatch_error_queue = dispatch_error_queue,
-	trace_log = trace_log,
+-- The session state above has one owner: this file. The rarely used parts of the API load on
+-- first use (every service holds its own copy of the code it loads, so what an idle service
+-- never calls is not loaded) and reach that state only through the functions of `I`.
+local I = {
+	self = self_handle,
 	traceback = traceback,
 	to_text = to_text,
+	trace_log = trace_log,
 	new_session = new_session,
 	yield_call = yield_call,
-	running = function()
-		return running_thread
-	end,
-	init_thread = function()
-		return init_thread
-	end,
-	dispatch_start = function()
-		return dispatch_start
-	end,
-	self = self_handle,
+	send_trace = send_trace,
 }
+
+function I.running()
+	return running_thread
+end
+
+function I.init_thread()
+	return init_thread
+end
+
+function I.dispatch_start()
+	return dispatch_start
+end
+
+-- Coroutines waiting on a session (call, sleep, wait, timeout): f(session, co) for each, until f
+-- returns a value, which is returned.
+function I.each_waiter(f)
+	for session, co in pairs(session_id_coroutine) do
+		if type(co) == "thread" then
+			local r = f(session, co)
+			if r ~= nil then
+				return r
+			end
+		end
+	end
+end
+
+-- Coroutines queued by fork that have not run yet, in order: f(co) until f returns a value.
+function I.each_fork(f)
+	for i = fork_queue.h, fork_queue.t do
+		local r = fork_queue[i] and f(fork_queue[i])
+		if r ~= nil then
+			return r
+		end
+	end
+end
+
+-- Take a coroutine out of the fork queue before it runs; true if it was there.
+function I.unfork(co)
+	local t = fork_queue.t
+	for i = fork_queue.h, t do
+		if fork_queue[i] == co then
+			for j = i, t - 1 do
+				fork_queue[j] = fork_queue[j + 1]
+			end
+			fork_queue[t] = nil
+			fork_queue.t = t - 1
+			return true
+		end
+	end
+	return false
+end
+
+-- Stop waiting for a session: a late answer, error or timer message is dropped.
+local function abandon(session)
+	local timer = sleep_timer[session]
+	sleep_timer[session] = nil
+	if timer and timer ~= 0 and c.canceltimer(timer) then
+		session_id_coroutine[session] = nil
+	elseif session_id_coroutine[session] ~= nil then
+		session_id_coroutine[session] = "BREAK"
+	end
+	watching_session[session] = nil
+end
+I.abandon = abandon
+
+-- Cancel a waiting coroutine (killthread): its request, if any, gets an ERROR, what it waits for
+-- is abandoned and its sleep token released. Returns co, or nil if it waits on nothing.
+function I.cancel(co)
+	local session = I.each_waiter(function(s, thr)
+		return thr == co and s or nil
+	end)
+	if session == nil then
+		return nil
+	end
+	local req, addr = session_coroutine_id[co], session_coroutine_address[co]
+	if req and req ~= 0 and addr then
+		c_send(addr, PTYPE_ERROR, req, "killed")
+	end
+	session_coroutine_id[co] = nil
+	session_coroutine_address[co] = nil
+	session_coroutine_tracetag[co] = nil
+	local waits = false
+	for token, s in pairs(sleep_session) do
+		if s == session then
+			sleep_session[token] = nil
+			waits = sleep_timer[session] == nil
+			break
+		end
+	end
+	if waits then -- skynet.wait: no message will come for this session
+		session_id_coroutine[session] = nil
+	else
+		abandon(session)
+	end
+	return co
+end
+
+-- The request a coroutine must answer: session (0 = a send) and requester.
+function I.request_of(co)
+	return session_coroutine_id[co], session_coroutine_address[co]
+end
+
+function I.unbind_request(co)
+	session_coroutine_id[co] = nil
+end
+
+function I.tracetag(co)
+	return session_coroutine_tracetag[co]
+end
+
+function I.set_tracetag(co, tag)
+	session_coroutine_tracetag[co] = tag
+end
+
+-- Where a pending timeout coroutine was created (skynet.trace_timeout), or nil.
+function I.timeout_origin(co)
+	return timeout_origin and timeout_origin[co]
+end
+
+-- Act as if `address` had said it is gone (skynet.term).
+function I.callee_gone(address)
+	callee_gone(address)
+	dispatch_error_queue()
+end
+
+-- skynet.request: `co` (a helper coroutine) is resumed with (ok, msg, sz, session) when the
+-- answer to `session`, sent to `address`, arrives or fails.
+function I.watch(session, address, co)
+	watching_session[session] = address
+	session_id_coroutine[session] = co
+end
+
+function I.unwatch(session)
+	watching_session[session] = nil
+end
+
+-- A timer that resumes `co` with (true, nil, 0, session) after ti ticks; returns the session.
+function I.timer(ti, co)
+	check_ticks(ti)
+	local session = new_session()
+	sleep_timer[session] = c.timeout(ti, session)
+	session_id_coroutine[session] = co
+	return session
+end
+
+-- skynet.profile: wrap(resume) returns the function used from now on to resume coroutines.
+function skynet._wrap_resume(wrap)
+	coroutine_resume = wrap(coroutine_resume)
+end
+
+-- name -> module: functions with a module of their own; every other name loads skynet/extra.lua.
+local lazy = { request = "skynet.select" }
 
 setmetatable(skynet, {
 	__index = function(t, k)
-		local extra = internal.extra
-		if not extra then
-			extra = require "skynet.extra"
-			internal.extra = extra
-			extra(t, internal)
+		local mod = lazy[k]
+		if mod then
+			lazy[k] = nil
+			require(mod)(t, I)
+		elseif not I.extra then
+			I.extra = true
+			require "skynet.extra"(t, I)
 		end
 		return rawget(t, k)
 	end,

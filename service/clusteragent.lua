@@ -1,33 +1,30 @@
 -- clusteragent: the receiving side of one inbound cluster connection. Takes the socket over
--- from the gate, splits the byte stream into frames, reassembles multi-part requests, resolves
--- "@name" through clusterd (cached; concurrent look-ups of one name share one query), calls or
--- sends to the local service and writes the reply (split when large). Every request gets an
--- answer: callee errors, unknown names and undecodable payloads come back as error replies.
--- Hardening (skyjet): malformed frames close the link; caps on assemblies in progress, their
--- age and requests in flight; an exposure policy (internal services are never callable); and,
+-- from clusterd once its first frame has arrived, splits the byte stream into frames,
+-- reassembles multi-part requests, resolves "@name" through clusterd (cached; concurrent
+-- look-ups of one name share one query), calls or sends to the local service and writes the
+-- reply (split when large). Every request gets an answer: callee errors, unknown names and
+-- undecodable payloads come back as error replies.
+-- Hardening (skyjet): malformed frames and parts without a header close the link; caps on
+-- assemblies in progress, their age, the bytes they hold (per link and node-wide) and requests
+-- in flight; an exposure policy (internal services are never callable); and,
 -- with [cluster] secret_file, nothing is served before the peer has authenticated.
 local skynet = require "skynet"
 local driver = require "skynet.socketdriver"
 local cluster = require "skynet.cluster.core"
 local core = require "skynet.core"
-local crypto = require "skynet.crypto"
+local auth = require "skynet.cluster.auth"
+local settings = require "skynet.cluster.settings"
+local assembly = require "skynet.cluster.assembly"
+local wire = require "skynet.cluster.wire"
 
-local clusterd, gate, fd, peer = ...
-clusterd, gate, fd = tonumber(clusterd), tonumber(gate), tonumber(fd)
+local clusterd, fd, serial, peer = ...
+clusterd, fd, serial = tonumber(clusterd), tonumber(fd), tonumber(serial)
 
-local function number_env(key, default)
-	return tonumber(skynet.getenv(key)) or default
-end
-local MAX_ASSEMBLIES = number_env("cluster.max_assemblies", 64)
-local ASSEMBLY_TIMEOUT = number_env("cluster.assembly_timeout", 30000)
-local MAX_PENDING = number_env("cluster.max_pending", 10000)
-local EXPOSE = skynet.getenv "cluster.expose" or "registered"
-local AUTH1, AUTH2 = "__skyjet_auth1", "__skyjet_auth2"
-local AUTH_DEADLINE = 10000 -- ms an unauthenticated link may stay open
+local MAX_PENDING = settings.max_pending
+local EXPOSE = settings.expose
 
 local buffer = driver.buffer()
-local large = {} -- session -> { addr, is_push, size, received, tag, parts, started }
-local nlarge = 0
+local large = assembly.new() -- multi-part requests in progress
 local tracetag -- applies to the next request only
 local name_cache = {} -- "@name" -> handle
 local name_waiting = {} -- "@name" -> coroutines waiting for a query in flight
@@ -35,12 +32,12 @@ local closed = false
 local inflight = 0 -- requests handed to local services and not answered yet
 local draining = false -- the node is stopping: finish in-flight requests, then close
 local holding = false
-local secret -- set when this link must authenticate first
-local auth -- handshake state: { nonce_s, client } after AUTH1
+local handshake -- the server half of authentication while the peer must still authenticate
 local finish_drain, shutdown, process_frames
 local CMD = {}
 
-local DATA, CLOSE, ERROR = 1, 3, 5
+local EV = wire.event
+local DATA, OPEN, CLOSE, ERROR = EV.DATA, EV.OPEN, EV.CLOSE, EV.ERROR
 
 local function log(fmt, ...)
 	skynet.error(string.format("cluster agent %s: " .. fmt, peer, ...))
@@ -68,28 +65,29 @@ local function reply_error(session, text)
 	write(cluster.packresponse(session, false, text))
 end
 
--- The link goes: stop reading, tell the gate and clusterd, exit.
-function shutdown(reason)
+-- The link goes: stop reading, free the slot in clusterd at once, exit. Normal ends (the peer
+-- closed, the node stops) are logged at debug level; anything else at warn, with the peer.
+function shutdown(reason, abnormal)
 	if closed then
 		return
 	end
 	closed = true
+	skynet.send(clusterd, "lua", "closed", fd, serial)
 	buffer:clear()
-	large = {}
+	large:clear()
 	if holding then
 		holding = false
 		core.hold(-1)
 	end
-	log("connection closed (%s)", reason)
-	skynet.send(gate, "lua", "release", fd)
-	skynet.call(clusterd, "lua", "agent_exit", skynet.self())
+	skynet.log(abnormal and "warn" or "debug", string.format("cluster agent %s: connection closed (%s)",
+		peer, reason))
 	skynet.exit()
 end
 
-local function close_link(reason)
+local function close_link(reason, abnormal)
 	if not closed then
 		driver.close(fd)
-		shutdown(reason)
+		shutdown(reason, abnormal)
 	end
 end
 
@@ -130,8 +128,12 @@ local function resolve_name(addr)
 	return nil, "Invalid name"
 end
 
--- Where a request may go under the exposure policy: registered (default: @names, and handles
--- of services that are not node-internal), names (@names only) or all (Skynet: anything).
+-- Where a request may go under the exposure policy ([cluster] expose):
+--   services (default, Skynet's usage): @names, .names and handles of every service that is not
+--     node-internal (launcher, clusterd, gates, agents, senders, console, metrics... mark
+--     themselves with core.internal());
+--   registered: @names, and handles of non-internal services (those registered services hand out);
+--   names: @names only;  all: anything, internal services included (Skynet's behaviour).
 local function resolve(addr)
 	if type(addr) == "string" and addr:sub(1, 1) == "@" then
 		return resolve_name(addr)
@@ -140,26 +142,31 @@ local function resolve(addr)
 	if type(addr) == "string" then
 		local first = addr:sub(1, 1)
 		if first == "." then
-			if EXPOSE ~= "all" then
-				return nil, "not exposed: " .. addr .. " is a node-local name ([cluster] expose)"
+			if EXPOSE == "all" then
+				return addr
+			elseif EXPOSE ~= "services" then
+				return nil, string.format("not exposed: %s is a node-local name ([cluster] expose = %s)",
+					addr, EXPOSE)
 			end
-			return addr
-		elseif first ~= ":" then
+			handle = skynet.localname(addr)
+			if not handle then
+				return nil, "Invalid name " .. addr
+			end
+		elseif first == ":" then
+			handle = tonumber(addr:sub(2), 16)
+			if not handle then
+				return nil, "Invalid name " .. addr
+			end
+		else
 			return nil, "Invalid name " .. addr .. " (skyjet has no global names)"
-		end
-		handle = tonumber(addr:sub(2), 16)
-		if not handle then
-			return nil, "Invalid name " .. addr
 		end
 	end
 	if EXPOSE == "all" then
 		return handle
-	end
-	if EXPOSE == "names" then
+	elseif EXPOSE == "names" then
 		return nil, string.format("not exposed: %s (only @names with [cluster] expose = names)",
 			tostring(addr))
-	end
-	if core.isinternal(handle) then
+	elseif core.isinternal(handle) then
 		return nil, string.format("not exposed: %s is node-internal", tostring(addr))
 	end
 	return handle
@@ -246,95 +253,46 @@ local function accept_request(addr, session, msg, sz, tag)
 	skynet.fork(serve_request, addr, session, msg, sz, tag)
 end
 
-local function drop_assembly(session)
-	if large[session] then
-		large[session] = nil
-		nlarge = nlarge - 1
-	end
-end
-
 local function on_part(session, msg, sz, more)
-	local req = large[session]
-	if not req then
-		if not more then
-			skynet.trash(msg, sz)
-			reply_error(session, "Invalid large req")
-			return
+	local what, a, b, c = large:part(session, msg, sz, more)
+	if what == "close" then
+		warn("%s; closing the connection", a)
+		close_link(b, true)
+	elseif what == "refuse" then
+		warn("%s", a)
+		reply_error(session, "Invalid large req")
+	elseif what == "done" then
+		if a.is_push then
+			skynet.fork(dispatch, a.addr, 0, b, c, true, a.tag)
+		else
+			accept_request(a.addr, session, b, c, a.tag)
 		end
-		if nlarge >= MAX_ASSEMBLIES then
-			skynet.trash(msg, sz)
-			warn("cap max_assemblies (%d) reached; part of request %d dropped", MAX_ASSEMBLIES, session)
-			return
-		end
-		-- a part without its header: keep it so the last part can be answered with an error
-		req = { noheader = true, parts = {}, received = 0, started = skynet.now() }
-		large[session] = req
-		nlarge = nlarge + 1
-	end
-	req.received = req.received + sz
-	if req.size and req.received > req.size then
-		skynet.trash(msg, sz)
-		drop_assembly(session)
-		warn("large request %d exceeds its declared %d bytes; dropped", session, req.size)
-		reply_error(session, "Invalid large req")
-		return
-	end
-	cluster.append(req.parts, msg, sz)
-	req.started = skynet.now() -- the age cap counts from the latest part
-	if more then
-		return
-	end
-	drop_assembly(session)
-	if req.noheader then
-		reply_error(session, "Invalid large req")
-		return
-	end
-	local payload, psz = cluster.concat(req.parts)
-	if not payload then
-		log("large request %d: %s", session, tostring(psz))
-		reply_error(session, "Invalid large req")
-		return
-	end
-	if req.is_push then
-		skynet.fork(dispatch, req.addr, 0, payload, psz, true, req.tag)
-	else
-		accept_request(req.addr, session, payload, psz, req.tag)
 	end
 end
 
--- Server side of the handshake (see clustersender): answer AUTH1 with our nonce and proof, accept
--- AUTH2 only with the right proof. Anything else first closes the link.
+-- With a secret, the first frames are the handshake (skynet.cluster.auth); anything else, or a
+-- wrong proof, closes the link before a request is served.
 local function on_auth_frame(addr, session, msg, sz)
 	local values = (addr == 0 and msg) and { pcall(skynet.unpack, msg, sz) } or { false }
 	if msg then
 		skynet.trash(msg, sz)
 	end
-	local ok, tag = values[1], values[2]
-	if ok and tag == AUTH1 and not auth then
-		local client, nonce_c = values[3], values[4]
-		if type(client) == "string" and type(nonce_c) == "string" and #nonce_c == 32 then
-			local nonce_s = crypto.randombytes(32)
-			auth = { nonce_s = nonce_s, nonce_c = nonce_c, client = client }
-			local proof = crypto.hmac_sha256(secret, "server|" .. nonce_c .. "|" .. nonce_s .. "|" .. client)
-			write(cluster.packresponse(session, true, skynet.packstring(AUTH1, nonce_s, proof)))
-			return
-		end
-	elseif ok and tag == AUTH2 and auth then
-		local expect = crypto.hmac_sha256(secret,
-			"client|" .. auth.nonce_s .. "|" .. auth.nonce_c .. "|" .. auth.client)
-		if crypto.equal(tostring(values[3]), expect) then
-			log("node %s authenticated", auth.client)
-			secret = nil
-			auth = nil
-			write(cluster.packresponse(session, true, ""))
-			return
-		end
-		warn("authentication failed (wrong proof from %q); closing", auth.client)
-		close_link("authentication failed")
+	local what, payload, client
+	if values[1] then
+		what, payload, client = handshake:answer(values[2], values[3], values[4])
+	else
+		what, payload = "fail", "request before authentication"
+	end
+	if what == "fail" then
+		warn("%s; closing", payload)
+		close_link(payload, true)
 		return
 	end
-	log("request before authentication; closing")
-	close_link("not authenticated")
+	write(cluster.packresponse(session, true, payload))
+	if what == "done" then
+		skynet.log("debug", string.format("cluster agent %s: node %s authenticated", peer, client))
+		handshake = nil
+	end
 end
 
 local function on_frame(body)
@@ -342,16 +300,16 @@ local function on_frame(body)
 	if not ok then
 		-- a Skynet node never sends these: the peer is broken or hostile, so drop the link
 		warn("invalid packet (%d bytes): %s; closing the connection", #body, tostring(addr))
-		close_link("invalid packet")
+		close_link("invalid packet", true)
 		return
 	end
-	if secret then
+	if handshake then
 		if session == nil or addr == false or padding then
 			if msg then
 				skynet.trash(msg, sz)
 			end
 			log("request before authentication; closing")
-			close_link("not authenticated")
+			close_link("not authenticated", true)
 			return
 		end
 		return on_auth_frame(addr, session, msg, sz)
@@ -364,25 +322,13 @@ local function on_frame(body)
 		return on_part(session, msg, sz, padding)
 	end
 	if padding then -- large request header: sz is the declared total
-		if large[session] then
-			drop_assembly(session)
-		end
-		if nlarge >= MAX_ASSEMBLIES then
-			warn("cap max_assemblies (%d) reached; request %d refused", MAX_ASSEMBLIES, session)
-			reply_error(session, "too many concurrent large requests (max_assemblies)")
-			return
-		end
-		large[session] = {
-			addr = addr,
-			is_push = is_push,
-			size = sz,
-			received = 0,
-			tag = tracetag,
-			parts = { size = sz },
-			started = skynet.now(),
-		}
-		nlarge = nlarge + 1
+		local tag = tracetag
 		tracetag = nil
+		local begun, why = large:begin(session, addr, is_push, sz, tag)
+		if not begun then
+			warn("%s", why)
+			reply_error(session, "too many concurrent large requests (max_assemblies)")
+		end
 		return
 	end
 	local tag = tracetag
@@ -420,45 +366,85 @@ function process_frames()
 	looping = false
 end
 
--- Unfinished multi-part requests may not wait forever for their next part.
+-- Unfinished multi-part requests may not wait forever for their parts.
 local function expire_assemblies()
 	while not closed do
 		skynet.sleep(100)
-		local now = skynet.now()
-		for session, req in pairs(large) do
-			if (now - req.started) * 10 > ASSEMBLY_TIMEOUT then
-				drop_assembly(session)
-				warn("cap assembly_timeout (%d ms): large request %d dropped after %d of %s bytes",
-					ASSEMBLY_TIMEOUT, session, req.received, tostring(req.size))
-				if not req.is_push then
-					reply_error(session, "large request timed out waiting for its parts (assembly_timeout)")
-				end
+		for session, req in pairs(large:expire()) do
+			warn("cap assembly_timeout (%d ms): large request %d dropped after %d of %s bytes",
+				settings.assembly_timeout, session, req.received, tostring(req.size))
+			if not req.is_push then
+				reply_error(session, "large request timed out waiting for its parts (assembly_timeout)")
 			end
 		end
 	end
 end
 
-skynet.register_protocol {
-	name = "socket",
-	id = skynet.PTYPE_SOCKET,
-	unpack = driver.unpack,
-	dispatch = function(_, _, t, id, ud, data, size)
-		if id ~= fd then
-			if t == DATA then
-				skynet.trash(data, size)
-			end
-			return
+-- Taking the socket over from clusterd: driver.start makes us its owner and the reactor confirms
+-- with OPEN, after everything it read for clusterd has reached clusterd; only then do we ask
+-- clusterd for those bytes (takeover), so none is lost or reordered. Events that reach us before
+-- that wait in `early`.
+local opened, taken = false, false
+local early = {} -- DATA events before takeover: { data, size }, ...
+local early_close -- CLOSE/ERROR before takeover: the reason
+
+local function takeover()
+	local data = skynet.call(clusterd, "lua", "takeover", fd, serial, skynet.self())
+	if not data then -- clusterd dropped the connection meanwhile
+		closed = true
+		for _, e in ipairs(early) do
+			skynet.trash(e[1], e[2])
 		end
+		driver.close(fd)
+		skynet.exit()
+	end
+	buffer:push(data)
+	for _, e in ipairs(early) do
+		buffer:push(e[1], e[2])
+	end
+	early = nil
+	taken = true
+	process_frames()
+	if early_close then
+		shutdown(early_close)
+	end
+end
+
+local function before_takeover(t, data, size)
+	if t == DATA then
+		early[#early + 1] = { data, size }
+	elseif t == OPEN then
+		opened = true
+		skynet.fork(takeover)
+	elseif t ~= CLOSE and t ~= ERROR then
+		return
+	elseif not opened then -- the socket closed before it was ours: clusterd saw the close
+		closed = true
+		skynet.exit()
+	else
+		early_close = data or "peer closed"
+	end
+end
+
+wire.on_socket(function(t, id, _, data, size)
+	if id ~= fd then
 		if t == DATA then
-			buffer:push(data, size)
-			process_frames()
-		elseif t == CLOSE then
-			shutdown(data or "peer closed")
-		elseif t == ERROR then
-			shutdown(data or "error")
+			skynet.trash(data, size)
 		end
-	end,
-}
+		return
+	end
+	if not taken then
+		return before_takeover(t, data, size)
+	end
+	if t == DATA then
+		buffer:push(data, size)
+		process_frames()
+	elseif t == CLOSE then
+		shutdown(data or "peer closed")
+	elseif t == ERROR then
+		shutdown(data or "error")
+	end
+end)
 
 function CMD.namechange()
 	name_cache = {}
@@ -488,15 +474,17 @@ skynet.start(function()
 			log("Invalid command %s", tostring(cmd))
 		end
 	end)
-	secret = skynet.call(clusterd, "lua", "secret_for", peer)
-	skynet.call(gate, "lua", "handoff", fd)
+	local secret = skynet.call(clusterd, "lua", "secret_for", peer)
+	if secret then
+		handshake = auth.server(secret)
+	end
 	driver.start(fd)
 	skynet.fork(expire_assemblies)
-	if secret then
-		skynet.timeout(AUTH_DEADLINE / 10, function()
-			if secret and not closed then
-				log("no authentication within %d ms; closing", AUTH_DEADLINE)
-				close_link("authentication timeout")
+	if handshake then
+		skynet.timeout(auth.DEADLINE / 10, function()
+			if handshake and not closed then
+				log("no authentication within %d ms; closing", auth.DEADLINE)
+				close_link("authentication timeout", true)
 			end
 		end)
 	end

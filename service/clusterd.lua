@@ -1,29 +1,21 @@
 -- clusterd (.clusterd, one per node): owns the cluster node table (from the file named by
--- [cluster] file, or cluster.reload), one clustersender per remote node, the listeners (gates)
--- and one clusteragent per inbound connection, the proxy cache and the registry of names remote
--- nodes may call as "@name". A reload changes only what changed: a node with a new address gets a
+-- [cluster] file, or cluster.reload), one clustersender per remote node, the listeners and every
+-- inbound connection until its clusteragent takes it over (and its slot until it closes), the
+-- shared secret (read once, handed to senders and agents), the proxy cache and the registry of
+-- names remote nodes may call as "@name". A reload changes only what changed: a node with a new address gets a
 -- new connection, a node set to false fails its calls, the others keep their connection.
 -- Reload also happens on SIGHUP (the runtime sends us the text "reload").
 local skynet = require "skynet"
 require "skynet.manager"
 local cluster_core = require "skynet.cluster.core"
+local settings = require "skynet.cluster.settings"
+local wire = require "skynet.cluster.wire"
+local inbound = require "skynet.cluster.listener"
 
-local config_file = skynet.getenv "cluster"
+local config_file = settings.file
 local nodename = cluster_core.nodename()
--- config sizes are text as written in the INI file: "64M", "100K", "1048576"
-local function parse_size(text)
-	local n, unit = tostring(text):match "^(%d+)%s*([KkMmGg]?)[Bb]?$"
-	if not n then
-		return nil
-	end
-	local mul = ({ k = 1024, m = 1024 ^ 2, g = 1024 ^ 3 })[unit:lower()] or 1
-	return tonumber(n) * mul
-end
-
-local max_message = parse_size(skynet.getenv "cluster.max_message")
-if max_message then
-	cluster_core.setmaxmessage(max_message)
-end
+cluster_core.setmaxmessage(settings.max_message)
+cluster_core.setassemblytotal(settings.max_assembly_total)
 
 local node_address = {} -- node -> "host:port" | false
 local node_sender = {} -- node -> sender handle
@@ -33,13 +25,10 @@ local options = {} -- "__" options: nowaiting
 local proxies = {} -- "node.name" -> proxy handle
 local names = {} -- registered name -> handle
 local handle_names = {} -- handle -> registered name
-local agents = {} -- agent handle -> { gate, fd, address }
-local gates = {} -- gate handle -> listen address
 local watchers = {} -- service handle -> true (cluster.watch)
 local node_state = {} -- node -> "up" | "down" (from the senders)
 local secret -- [cluster] secret_file contents
-local plain_peers = {} -- node name -> true
-local maxclient_default = tonumber(skynet.getenv "cluster.maxclient") or 1024
+local plain_peers = settings.plain_peers
 local CMD = {}
 
 local function log(fmt, ...)
@@ -215,8 +204,20 @@ function CMD.senders()
 	skynet.retpack(node_sender)
 end
 
+-- Inbound connections live in skynet.cluster.listener; these are its commands.
+function CMD.listeners()
+	skynet.retpack(inbound.listeners())
+end
+
+function CMD.takeover(fd, serial, agent)
+	skynet.retpack(inbound.takeover(fd, serial, agent))
+end
+
+function CMD.closed(fd, serial)
+	inbound.closed(fd, serial)
+end
+
 function CMD.listen(addr, port, maxclient)
-	local gate = skynet.newservice("gate")
 	local name
 	if port == nil then
 		name = addr
@@ -227,13 +228,7 @@ function CMD.listen(addr, port, maxclient)
 		addr, port = address:match "^(.+):(%d+)$"
 		port = tonumber(port)
 	end
-	local bound = skynet.call(gate, "lua", "open", {
-		address = addr,
-		port = port,
-		maxclient = maxclient or maxclient_default,
-		nodelay = true,
-	})
-	gates[gate] = addr .. ":" .. bound
+	local bound = inbound.listen(addr, port, maxclient or settings.maxclient)
 	if name then
 		log("Listen on %s:%d %s", addr, bound, name)
 		return skynet.retpack(name, nil)
@@ -261,7 +256,7 @@ function CMD.proxy(node, name)
 end
 
 local function flush_agent_caches()
-	for agent in pairs(agents) do
+	for agent in pairs(inbound.agents()) do
 		skynet.send(agent, "lua", "namechange")
 	end
 end
@@ -337,23 +332,10 @@ end
 
 function CMD.agents()
 	local t = {}
-	for agent, info in pairs(agents) do
-		t[skynet.address(agent)] = info.address
+	for agent, address in pairs(inbound.agents()) do
+		t[skynet.address(agent)] = address
 	end
 	skynet.retpack(t)
-end
-
--- from the gates (called with the gate's handle first)
-function CMD.socket(gate, sub, fd, text)
-	if sub == "open" then
-		local agent = skynet.newservice("clusteragent", skynet.self(), gate, fd, text)
-		agents[agent] = { gate = gate, fd = fd, address = text }
-		log("socket accept from %s", tostring(text))
-	elseif sub == "close" or sub == "error" then
-		log("socket %s %d %s", sub, fd, tostring(text or ""))
-	else
-		log("socket %s %d %s", sub, fd, tostring(text or ""))
-	end
 end
 
 -- The secret an inbound link must prove, or nil: none configured, or the peer's host is the
@@ -370,6 +352,11 @@ function CMD.secret_for(peer)
 		end
 	end
 	skynet.retpack(secret)
+end
+
+-- The secret a link to `node` must prove, or nil: none configured, or node is a plain peer.
+function CMD.secret_for_node(node)
+	skynet.retpack(not plain_peers[node] and secret or nil)
 end
 
 -- node up/down events from the senders, fanned out to cluster.watch services
@@ -392,20 +379,8 @@ function CMD.unwatch(handle)
 	skynet.ret()
 end
 
--- an agent's connection ended
-function CMD.agent_exit(agent)
-	agents[agent] = nil
-	skynet.ret()
-end
-
-skynet.register_protocol {
-	name = "cluster_event",
-	id = 19,
-	pack = skynet.pack,
-}
-
 local function load_security()
-	local file = skynet.getenv "cluster.secret_file"
+	local file = settings.secret_file
 	if file then
 		local f = io.open(file, "rb")
 		if f then
@@ -419,10 +394,13 @@ local function load_security()
 			warn("cluster secret_file %s cannot be read: every inbound link will be refused", file)
 		end
 	end
-	for name in (skynet.getenv "cluster.plain_peers" or ""):gmatch "[^,%s]+" do
-		plain_peers[name] = true
-	end
 end
+
+skynet.register_protocol {
+	name = "cluster_event",
+	id = wire.PTYPE_CLUSTER_EVENT,
+	pack = skynet.pack,
+}
 
 skynet.register_protocol {
 	name = "text",
@@ -431,19 +409,7 @@ skynet.register_protocol {
 	dispatch = function(_, _, text)
 		if text == "shutdown" then
 			-- SIGTERM: stop accepting, let agents finish what is in flight, then close
-			for gate in pairs(gates) do
-				pcall(skynet.call, gate, "lua", "close")
-			end
-			for agent in pairs(agents) do
-				skynet.send(agent, "lua", "drain")
-			end
-			log("node stopping: listeners closed, %d inbound link(s) draining", (function()
-				local n = 0
-				for _ in pairs(agents) do
-					n = n + 1
-				end
-				return n
-			end)())
+			log("node stopping: listeners closed, %d inbound link(s) draining", inbound.shutdown())
 		elseif text == "reload" then
 			local ok, err = pcall(reload)
 			if not ok then
@@ -465,13 +431,10 @@ skynet.start(function()
 		end
 	end
 	skynet.register ".clusterd"
-	skynet.dispatch("lua", function(session, source, cmd, ...)
+	skynet.dispatch("lua", function(_, _, cmd, ...)
 		local f = CMD[cmd]
 		if not f then
 			error("clusterd: unknown command " .. tostring(cmd), 0)
-		end
-		if cmd == "socket" then
-			return f(source, ...)
 		end
 		f(...)
 	end)

@@ -14,19 +14,18 @@ local skynet = require "skynet"
 local socket = require "skynet.socket"
 local socketchannel = require "skynet.socketchannel"
 local cluster = require "skynet.cluster.core"
-local crypto = require "skynet.crypto"
+local auth = require "skynet.cluster.auth"
+local settings = require "skynet.cluster.settings"
+local wire = require "skynet.cluster.wire"
 
 local node, hostname, initial = ...
 local address = initial ~= "false" and initial or false
 local myname = skynet.getenv "nodename" or "?"
 
-local call_timeout = tonumber(skynet.getenv "cluster.call_timeout") or 0
-local connect_timeout = tonumber(skynet.getenv "cluster.connect_timeout") or 5000
-local heartbeat = tonumber(skynet.getenv "cluster.heartbeat") or 1000
-local heartbeat_timeout = tonumber(skynet.getenv "cluster.heartbeat_timeout") or 2000
-
-local AUTH1, AUTH2 = "__skyjet_auth1", "__skyjet_auth2"
-local HEARTBEAT_NAME = "__skyjet_heartbeat"
+local call_timeout = settings.call_timeout
+local connect_timeout = settings.connect_timeout
+local heartbeat = settings.heartbeat
+local heartbeat_timeout = settings.heartbeat_timeout
 
 local channel
 local session = 1
@@ -34,7 +33,8 @@ local state = "unknown" -- "up" | "down" | "unknown"
 local last_recv = skynet.now()
 local last_rtt_us
 local last_error
-local secret, plain
+local clusterd
+local secret -- the shared secret when links to this node authenticate (from clusterd)
 
 -- latency buckets (µs) for status/metrics
 local BUCKETS = { 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -76,10 +76,7 @@ local function set_state(new, detail)
 			skynet.error(string.format("cluster node %s (%s) is %s%s", node, tostring(address), new,
 				detail and (": " .. detail) or ""))
 		end
-		local clusterd = skynet.localname ".clusterd"
-		if clusterd then
-			skynet.send(clusterd, "lua", "nodeevent", node, new, detail)
-		end
+		skynet.send(clusterd, "lua", "nodeevent", node, new, detail)
 	end
 end
 
@@ -105,32 +102,11 @@ local function query(ch, ...)
 	return ch:request(req, s, nil, heartbeat_timeout)
 end
 
--- Both ends prove they know the secret; fresh nonces from both make a replay fail. Neither the
--- secret nor anything it could be recovered from crosses the wire.
-local function authenticate(ch)
-	local nonce_c = crypto.randombytes(32)
-	local ok, reply = pcall(query, ch, AUTH1, myname, nonce_c)
-	if not ok then
-		error("the node did not take part in authentication (" .. tostring(reply) .. ")", 0)
-	end
-	local tag, nonce_s, proof_s = skynet.unpack(reply)
-	if tag ~= AUTH1 or type(nonce_s) ~= "string" or #nonce_s ~= 32 then
-		error("malformed authentication reply", 0)
-	end
-	local expect = crypto.hmac_sha256(secret, "server|" .. nonce_c .. "|" .. nonce_s .. "|" .. myname)
-	if not crypto.equal(tostring(proof_s), expect) then
-		error("the node failed to prove the shared secret", 0)
-	end
-	local proof_c = crypto.hmac_sha256(secret, "client|" .. nonce_s .. "|" .. nonce_c .. "|" .. myname)
-	ok, reply = pcall(query, ch, AUTH2, proof_c)
-	if not ok then
-		error("the node refused our proof (" .. tostring(reply) .. ")", 0)
-	end
-end
-
 local function on_connect(ch)
-	if secret and not plain then
-		local ok, err = pcall(authenticate, ch)
+	if secret then
+		local ok, err = pcall(auth.client, secret, myname, function(...)
+			return query(ch, ...)
+		end)
 		if not ok then
 			last_error = "authentication failed: " .. tostring(err)
 			skynet.error(string.format("cluster node %s (%s): %s", node, tostring(address), last_error))
@@ -341,7 +317,7 @@ local function heartbeat_loop()
 				end
 			elseif (skynet.now() - last_recv) * 10 >= heartbeat then
 				local t0 = skynet.hpc()
-				local ok, err = pcall(query, ch, HEARTBEAT_NAME)
+				local ok, err = pcall(query, ch, wire.HEARTBEAT_NAME)
 				if ok or (err ~= socketchannel.timeout and err ~= socketchannel.error) then
 					last_rtt_us = (skynet.hpc() - t0) / 1000 -- any answer ("name not found") is life
 				elseif ch == channel then
@@ -357,29 +333,10 @@ local function heartbeat_loop()
 	end
 end
 
-local function load_secret()
-	local file = skynet.getenv "cluster.secret_file"
-	if not file then
-		return
-	end
-	local f = io.open(file, "rb")
-	if not f then
-		skynet.log("error", "cluster: cannot read secret_file " .. file .. "; links will fail to authenticate")
-		secret = "\0unreadable"
-		return
-	end
-	secret = f:read "*a"
-	f:close()
-	for peer in (skynet.getenv "cluster.plain_peers" or ""):gmatch "[^,%s]+" do
-		if peer == node then
-			plain = true
-		end
-	end
-end
-
 skynet.start(function()
 	require("skynet.core").internal() -- never callable from other nodes
-	load_secret()
+	clusterd = skynet.localname ".clusterd"
+	secret = skynet.call(clusterd, "lua", "secret_for_node", node)
 	if address then
 		new_channel()
 	end

@@ -1,20 +1,24 @@
--- debug_console: the operator's line protocol on [node] console = HOST:PORT (started by
--- bootstrap). One command per line, usable with `nc 127.0.0.1 PORT`; every answer ends with a
--- line "<ok>" or "<error> reason". Loopback addresses only unless console_allow_remote = true:
--- the console can kill services. Clients are served concurrently, commands of one client in
--- order. Calls into other services carry a deadline, so a stuck service cannot hang a client.
+-- debug_console: Skynet's debug console, on [node] console = HOST:PORT (started by bootstrap) or
+-- skynet.newservice("debug_console", [IP,] PORT). One command per line (`nc 127.0.0.1 PORT`),
+-- or one `GET /cmd/arg` request; answers end with "<CMD OK>" or "<CMD Error>" as Skynet's do.
+-- Loopback only unless console_allow_remote = true. Clients are served concurrently, at most
+-- BATCH commands of one client per turn; calls into other services carry a deadline, so a stuck
+-- service cannot hang a client. Node-internal services cannot be killed from here.
 local skynet = require "skynet"
 local socket = require "skynet.socket"
 local oplisten = require "skynet.oplisten"
 local core = require "skynet.core"
 
-local listen_address = ...
+-- Skynet's forms too: `debug_console PORT` (127.0.0.1) and `debug_console IP PORT`.
+local arg1, arg2 = ...
+local listen_address = arg2 and (arg1 .. ":" .. arg2) or (tonumber(arg1) and "127.0.0.1:" .. arg1) or arg1
 local MAX_LINE = 4096
+local BATCH = 32 -- commands of one client before it yields to the others
 local ASK_TICKS = 100 -- 1 s for each service to answer a debug query
+local GREETING = "Welcome to skynet console\n"
 local CMD = {}
-local HELP = {}
+local HELP = {} -- command -> "usage: what it does"
 
--- Same rule as service/metrics.lua: 127.0.0.0/8, ::1 or localhost, unless allowed.
 local function fail(fmt, ...)
 	error(string.format(fmt, ...), 0)
 end
@@ -101,7 +105,7 @@ local function kb(v)
 	return v and string.format("%.2f", v) or "-"
 end
 
-HELP[#HELP + 1] = "list            services: address, Lua memory (KB), messages, queue length, name"
+HELP.list = "list: services: address, Lua memory (KB), messages, queue length, name"
 function CMD.list()
 	local _, desc = lua_services()
 	local handles = core.list()
@@ -125,7 +129,6 @@ function CMD.list()
 	return out
 end
 
-HELP[#HELP + 1] = "stat ADDR       one service: messages, queue, cpu, coroutines waiting, memory"
 function CMD.stat(addr)
 	local h = parse_address(addr)
 	local _, desc = lua_services()
@@ -160,22 +163,30 @@ local function memory_lines(cmd)
 	return out
 end
 
-HELP[#HELP + 1] = "mem             Lua memory of every service"
+HELP.mem = "mem: Lua memory of every service"
 function CMD.mem()
 	return memory_lines "MEM"
 end
 
-HELP[#HELP + 1] = "gc              full garbage collection in every service, then its memory"
+HELP.gc = "gc: full garbage collection in every service, then its memory"
 function CMD.gc()
 	return memory_lines "GC"
 end
 
-HELP[#HELP + 1] = "kill ADDR       kill a service"
-function CMD.kill(addr)
+-- Node-internal services (they marked themselves with core.internal()) and the logger keep
+-- the node running: the console refuses to stop them.
+local function stoppable(addr, verb)
 	local h = parse_address(addr)
-	if h == skynet.self() then
-		fail "that is this console; refusing to kill it"
+	if core.isinternal(h) or h == skynet.localname ".logger" then
+		local _, desc = lua_services()
+		fail("%s %s is node-internal; refusing to %s it", skynet.address(h), describe(h, desc), verb)
 	end
+	return h
+end
+
+HELP.kill = "kill ADDR: kill a service (not a node-internal one)"
+function CMD.kill(addr)
+	local h = stoppable(addr, "kill")
 	local _, desc = lua_services()
 	local what = describe(h, desc)
 	skynet.call(".launcher", "lua", "KILL", h)
@@ -199,7 +210,7 @@ local function errors_text(errors)
 	return table.concat(kinds, ",")
 end
 
-HELP[#HELP + 1] = "cluster         the node table and the state of each link"
+HELP.cluster = "cluster: the node table and the state of each link"
 function CMD.cluster()
 	local d = clusterd()
 	if not d then
@@ -239,7 +250,7 @@ function CMD.cluster()
 	return out
 end
 
-HELP[#HELP + 1] = "reload          re-read the cluster file and show what changed"
+HELP.reload = "reload: re-read the cluster file and show what changed"
 function CMD.reload()
 	local d = clusterd() or fail "no cluster service running; nothing to reload"
 	local changes = skynet.call(d, "lua", "reload")
@@ -249,7 +260,7 @@ function CMD.reload()
 	return changes
 end
 
-HELP[#HELP + 1] = "ping ADDR       debug PING a service and show the round trip"
+HELP.ping = "ping ADDR: debug PING a service and show the round trip"
 function CMD.ping(addr)
 	local h = parse_address(addr)
 	local _, desc = lua_services()
@@ -272,7 +283,7 @@ function CMD.ping(addr)
 	return { string.format("pong %s %.3f ms", skynet.address(h), (skynet.hpc() - t0) / 1e6) }
 end
 
-HELP[#HELP + 1] = "log [LEVEL]     show or set the log level (debug, info, warn, error)"
+HELP.log = "log [LEVEL]: show or set the log level (debug, info, warn, error)"
 function CMD.log(level)
 	if level then
 		local ok, err = pcall(core.loglevel, level)
@@ -284,61 +295,326 @@ function CMD.log(level)
 	return { "log level " .. core.loglevel() }
 end
 
-HELP[#HELP + 1] = "help            this text; quit closes the connection"
-function CMD.help()
-	return HELP
+-- Skynet's way of printing a table: one "key<TAB>value" line per key, sorted; a table value
+-- becomes "k:v<TAB>k:v".
+local function flat(v)
+	if type(v) ~= "table" then
+		return tostring(v)
+	end
+	local keys, parts = {}, {}
+	for k in pairs(v) do
+		keys[#keys + 1] = k
+	end
+	table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
+	for _, k in ipairs(keys) do
+		parts[#parts + 1] = tostring(k) .. ":" .. tostring(v[k])
+	end
+	return table.concat(parts, "\t")
 end
 
--- One command line -> the lines of its answer, ending with <ok> or <error>.
+local function dump(t)
+	if type(t) ~= "table" then
+		return t ~= nil and { tostring(t) } or {}
+	end
+	local keys, out = {}, {}
+	for k in pairs(t) do
+		keys[#keys + 1] = k
+	end
+	table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
+	for _, k in ipairs(keys) do
+		out[#out + 1] = tostring(k) .. "\t" .. flat(t[k])
+	end
+	return out
+end
+
+-- A call to one Lua service with a deadline: the results, or an error naming the service.
+local function ask(addr, proto, ...)
+	local h = parse_address(addr)
+	local _, desc = lua_services()
+	if not desc[h] then
+		fail("%s is not a Lua service", skynet.address(h))
+	end
+	local token, r, args = {}, nil, { n = select("#", ...), ... }
+	skynet.fork(function()
+		r = { pcall(skynet.call, h, proto, unpack(args, 1, args.n)) }
+		skynet.wakeup(token)
+	end)
+	skynet.sleep(3 * ASK_TICKS, token)
+	if not r then
+		fail("%s: no answer in %d s", skynet.address(h), 3 * ASK_TICKS / 100)
+	elseif not r[1] then
+		fail("%s: %s", skynet.address(h), tostring(r[2]))
+	end
+	return unpack(r, 2, table.maxn(r))
+end
+
+HELP.exit = "exit ADDR: ask a Lua service to exit (debug EXIT)"
+function CMD.exit(addr)
+	local h = stoppable(addr, "exit")
+	local _, desc = lua_services()
+	if not desc[h] then
+		fail("%s is not a Lua service", skynet.address(h))
+	end
+	skynet.send(h, "debug", "EXIT")
+end
+
+HELP.stat = "stat [ADDR]: every Lua service's task, mqlen, cpu, message; or one service in full"
+local stat_one = CMD.stat
+function CMD.stat(addr)
+	if addr then
+		return stat_one(addr)
+	end
+	local handles = lua_services()
+	local answers = ask_all(handles, "STAT", ASK_TICKS)
+	local t = {}
+	for _, h in ipairs(handles) do
+		t[skynet.address(h)] = answers[h] or "no answer"
+	end
+	return dump(t)
+end
+
+HELP.info = "info ADDR [ARGS]: what the service's skynet.info_func returns"
+function CMD.info(addr, ...)
+	return dump((ask(addr, "debug", "INFO", ...)))
+end
+
+HELP.task = "task ADDR: the service's suspended coroutines (session: traceback)"
+function CMD.task(addr)
+	return dump((ask(addr, "debug", "TASK")))
+end
+
+HELP.killtask = "killtask ADDR NAME: kill one of the service's coroutines (name from task)"
+function CMD.killtask(addr, name)
+	return dump((ask(addr, "debug", "KILLTASK", name or fail "missing task name (see task ADDR)")))
+end
+
+local function launched(what, h, ...)
+	return { skynet.address(h) .. "\t" .. table.concat({ what, ... }, " ") }
+end
+
+HELP.start = "start NAME [ARGS]: launch a Lua service"
+function CMD.start(name, ...)
+	local ok, h = pcall(skynet.newservice, name or fail "missing service name", ...)
+	if not ok then
+		fail("Failed: %s", tostring(h))
+	end
+	return h and launched(name, h, ...) or { "Exit" }
+end
+
+HELP.snax = "snax NAME [ARGS]: launch a snax service"
+function CMD.snax(name, ...)
+	local snax = require "skynet.snax"
+	local ok, s = pcall(snax.newservice, name or fail "missing service name", ...)
+	if not ok then
+		fail("Failed: %s", tostring(s))
+	end
+	return launched(name, s.handle, ...)
+end
+
+HELP.service = "service: the unique services (skynet.uniqueservice) by name"
+function CMD.service()
+	return dump(skynet.call(".service", "lua", "LIST"))
+end
+
+-- call's arguments are a Lua expression list, evaluated with no globals.
+local function call_args(text)
+	local f, err = loadstring("return " .. text, "=(debug console)")
+	if not f then
+		fail("invalid arguments: %s", err)
+	end
+	local r = { pcall(setfenv(f, {})) }
+	if not r[1] then
+		fail("invalid arguments: %s", tostring(r[2]))
+	end
+	return { n = table.maxn(r) - 1, unpack(r, 2, table.maxn(r)) }
+end
+
+HELP.call = "call ADDR ARGS: skynet.call(ADDR, \"lua\", ARGS), ARGS a Lua expression list"
+CMD.call = { whole_line = true }
+function CMD.call.run(line)
+	local addr, rest = line:match "^%s*%S+%s+(%S+)%s+(.-)%s*$"
+	if not rest or rest == "" then
+		fail "need arguments: call ADDR ARGS (a Lua expression list, e.g. \"echo\", 1)"
+	end
+	local args = call_args(rest)
+	local r = { n = 0 }
+	local function keep(...)
+		r = { n = select("#", ...), ... }
+	end
+	keep(ask(addr, "lua", unpack(args, 1, args.n)))
+	return dump(r)
+end
+
+HELP.signal = "signal ADDR [SIG]: signal a service (SIG 0, the default, breaks an endless loop)"
+function CMD.signal(addr, sig)
+	local h = parse_address(addr)
+	local n = sig and (tonumber(sig) or fail("bad signal '%s' (a number)", sig)) or 0
+	if not core.signal(h, n) then
+		fail("cannot signal %s", skynet.address(h))
+	end
+end
+
+HELP.getenv = "getenv KEY: a [node]/[lua] setting or a skynet.setenv value"
+function CMD.getenv(key)
+	key = key or fail "missing key"
+	return dump { [key] = skynet.getenv(key) }
+end
+
+HELP.setenv = "setenv KEY VALUE: skynet.setenv (a key not set yet)"
+function CMD.setenv(key, value)
+	skynet.setenv(key or fail "missing key", value or fail "missing value")
+end
+
+HELP.cmem = "cmem: memory of the process: Lua heaps of all services and resident set, in bytes"
+function CMD.cmem()
+	local st = core.stats()
+	return dump { lua = st.lua_memory, rss = st.process.resident_bytes }
+end
+
+HELP.inject = "inject ADDR FILE: run a Lua file inside a service (debug RUN); prints what it prints"
+function CMD.inject(addr, file, ...)
+	local f = io.open(file or fail "missing file name", "rb") or fail("Can't open %s", file)
+	local source = f:read "*a"
+	f:close()
+	local ok, out = ask(addr, "debug", "RUN", source, file, ...)
+	if ok == false then
+		fail("%s", tostring(out))
+	end
+	return out ~= "" and { out } or nil
+end
+
+-- Skynet commands skyjet has no machinery for: a clear error, listed in help.
+local MISSING = {
+	trace = "trace ADDR [PROTO] [on|off]: not on skyjet (no message trace log)",
+	netstat = "netstat: not on skyjet (the reactor keeps no per-socket byte counters)",
+	logon = "logon ADDR: not on skyjet (no per-service message log)",
+	logoff = "logoff ADDR: not on skyjet (no per-service message log)",
+	jmem = "jmem: not on skyjet (no jemalloc)",
+	shrtbl = "shrtbl: not on skyjet (LuaJIT has no shared short-string table)",
+	clearcache = "clearcache: not on skyjet (no code cache: each service loads its files)",
+	debug = "debug ADDR: not on skyjet (no remote debugger)",
+}
+for name, text in pairs(MISSING) do
+	HELP[name] = text
+	CMD[name] = function()
+		fail("%s", text:match ": (.*)$")
+	end
+end
+
+HELP.help = "help: this text; quit (or a bare exit) closes the connection"
+function CMD.help()
+	return dump(HELP)
+end
+
+local function answer(lines, tail)
+	if #lines == 0 then
+		return tail
+	end
+	return table.concat(lines, "\n") .. "\n" .. tail
+end
+
+-- One command line -> its answer, ending with <CMD OK> or, after the error text, <CMD Error>.
 local function run(line)
 	local words = {}
 	for w in line:gmatch "%S+" do
 		words[#words + 1] = w
 	end
-	local f = CMD[words[1]:lower()]
+	local f = CMD[words[1]]
 	if not f then
-		return "<error> unknown command '" .. words[1] .. "' (try help)\n"
+		return "Invalid command, type help for command list\n<CMD Error>\n"
 	end
-	local ok, out = pcall(f, unpack(words, 2))
+	local ok, out
+	if type(f) == "table" then
+		ok, out = pcall(f.run, line)
+	else
+		ok, out = pcall(f, unpack(words, 2))
+	end
 	if not ok then
-		return "<error> " .. tostring(out):gsub("\n", " ") .. "\n"
+		return tostring(out) .. "\n<CMD Error>\n"
 	end
-	if #out == 0 then
-		return "<ok>\n"
-	end
-	return table.concat(out, "\n") .. "\n<ok>\n"
+	return answer(out or {}, "<CMD OK>\n")
 end
 
+-- [node] console_idle_timeout: a connection silent that long is closed (0 = never).
+local function watch_idle(id, from, state)
+	local idle = (tonumber(skynet.getenv "console_idle_timeout") or 0) * 100
+	if idle <= 0 then
+		return
+	end
+	local function check()
+		if state.done then
+			return
+		end
+		local left = state.last + idle - skynet.now()
+		if left > 0 then
+			return skynet.timeout(left, check)
+		end
+		skynet.log("info", "debug console: " .. tostring(from) .. " idle for "
+			.. math.floor(idle / 100) .. " s; closing it")
+		socket.shutdown(id) -- the read in serve returns false
+	end
+	skynet.timeout(idle, check)
+end
+
+-- Skynet's HTTP form: `GET /cmd/arg/arg HTTP/1.x`, headers skipped, one answer, then close.
+local function http_command(request)
+	local url = request:match "^GET%s+(%S+)" or "/"
+	url = url:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end)
+	return (url:sub(2):gsub("/", " "))
+end
+
+-- The client's commands, in order; `buf` is cut only when more data arrives, so a pipeline of
+-- many short lines costs linear time. Yields after BATCH commands: other clients get a turn.
 local function serve(id, from)
 	if not socket.start(id) then
 		return
 	end
-	local buf = ""
+	socket.write(id, GREETING)
+	local state = { last = skynet.now() }
+	watch_idle(id, from, state)
+	local buf, pos, served, http = "", 1, 0, nil
 	while true do
-		local nl = buf:find("\n", 1, true)
+		local nl = buf:find("\n", pos, true)
 		if nl then
-			local line = buf:sub(1, nl - 1):gsub("\r$", "")
-			buf = buf:sub(nl + 1)
-			if line:match "^%s*quit%s*$" or line:match "^%s*exit%s*$" then
+			local line = buf:sub(pos, nl - 1):gsub("\r$", "")
+			pos = nl + 1
+			if http then
+				if line == "" then
+					socket.write(id, run(http_command(http)))
+					break
+				end
+			elseif line:match "^GET " then
+				http = line
+			elseif line:match "^%s*quit%s*$" or line:match "^%s*exit%s*$" then
 				break
-			end
-			if line:find "%S" then
+			elseif line:find "%S" then
 				socket.write(id, run(line))
+				served = served + 1
+				if served % BATCH == 0 then
+					skynet.yield()
+				end
 			end
 		else
+			buf = buf:sub(pos)
+			pos = 1
 			if #buf > MAX_LINE then
-				socket.write(id, "<error> line longer than " .. MAX_LINE .. " bytes\n")
+				socket.write(id, "line longer than " .. MAX_LINE .. " bytes\n<CMD Error>\n")
 				break
 			end
 			local data = socket.read(id)
 			if not data then
+				if http then -- a request ended by EOF instead of a blank line
+					socket.write(id, run(http_command(http)))
+				end
 				break
 			end
+			state.last = skynet.now()
 			buf = buf .. data
 		end
 	end
+	state.done = true
 	socket.close(id)
-	skynet.log("debug", "debug console: " .. tostring(from) .. " left")
+	skynet.log("debug", "debug console: " .. tostring(from) .. " disconnected")
 end
 
 skynet.start(function()
@@ -347,8 +623,11 @@ skynet.start(function()
 	if not lid then
 		return skynet.exit()
 	end
+	socket.accept_limit(lid, tonumber(skynet.getenv "console_maxconn") or 0)
 	socket.start(lid, function(id, from)
-		skynet.log("info", "debug console: connection from " .. tostring(from))
+		-- debug, not info: a connection churn must not flood the log (the listener already
+		-- summarises refused connections once a second)
+		skynet.log("debug", "debug console: connected " .. tostring(from))
 		skynet.fork(serve, id, from)
 	end)
 	skynet.log("info", string.format("debug console listening on %s:%d", host, port))

@@ -3,7 +3,8 @@
 -- handed to (`forward`: PTYPE_CLIENT, session = fd) or to the watchdog (`accept`: lua "socket",
 -- "data", fd, frame). Tells the watchdog about opens, closes, errors and send-queue warnings.
 -- Connections beyond `maxclient` are closed at once and logged.
---   watchdog -> gate (lua): open(conf) -> port, close(), forward(fd[, client, agent]),
+--   watchdog -> gate (lua): open(conf) -> address, port (as Skynet's gate; port 0 = ephemeral,
+--                           the real port is answered), close(), forward(fd[, client, agent]),
 --                           accept(fd), kick(fd), handoff(fd), release(fd), info()
 --   gate -> watchdog (lua send): "socket", "open"|"close"|"error"|"warning"|"data", fd, ...
 local skynet = require "skynet"
@@ -31,7 +32,9 @@ local function drop(fd)
 	if c then
 		connections[fd] = nil
 		c.buffer:clear()
-		client_count = client_count - 1
+		if not c.eof then
+			client_count = client_count - 1
+		end
 	end
 end
 
@@ -65,12 +68,30 @@ event[DATA] = function(fd, _, data, size)
 	deliver_frames(c)
 end
 
+-- Refusals are logged without flooding: the first at once, the rest as one count a second later.
+local refused, refusing = 0, false
+local function refuse(fd, address)
+	driver.close(fd)
+	if refusing then
+		refused = refused + 1
+		return
+	end
+	refusing = true
+	skynet.log("warn", string.format("gate: maxclient %d reached, closing connection %d from %s",
+		maxclient, fd, address))
+	skynet.timeout(100, function()
+		refusing = false
+		if refused > 0 then
+			skynet.log("warn", string.format("gate: maxclient %d reached, closed %d more connection(s) in 1 s",
+				maxclient, refused))
+			refused = 0
+		end
+	end)
+end
+
 event[ACCEPT] = function(_, fd, address)
 	if client_count >= maxclient then
-		skynet.log("warn", string.format("gate: maxclient %d reached, closing connection %d from %s",
-			maxclient, fd, address))
-		driver.close(fd)
-		return
+		return refuse(fd, address)
 	end
 	if nodelay then
 		driver.nodelay(fd)
@@ -80,14 +101,29 @@ event[ACCEPT] = function(_, fd, address)
 	notify("open", fd, address)
 end
 
-event[CLOSE] = function(fd)
+-- half = 1: the client sent EOF. As Skynet's gate, the connection stops counting and the watchdog
+-- hears "close", but the socket stays writable (replies still go out) until `kick` closes it.
+event[CLOSE] = function(fd, half)
 	if fd == listen_id then
 		listen_id = nil
 		return
 	end
-	if connections[fd] then
+	local c = connections[fd]
+	if not c then
+		return
+	end
+	if half == 1 then
+		if not c.eof then
+			c.eof = true
+			client_count = client_count - 1
+			notify("close", fd)
+		end
+	else
+		local was_open = not c.eof
 		drop(fd)
-		notify("close", fd)
+		if was_open then
+			notify("close", fd)
+		end
 	end
 end
 
@@ -148,7 +184,7 @@ function CMD.open(source, conf)
 	listen_id = id
 	driver.start(id)
 	skynet.error(string.format("gate: listen on %s:%d (maxclient %d)", address, port, maxclient))
-	return port
+	return address, port
 end
 
 function CMD.close()
@@ -178,9 +214,9 @@ end
 -- Give the socket to another service, which starts it itself (clusteragent does). The
 -- connection still counts against maxclient until that service sends `release`.
 function CMD.handoff(_, fd)
-	assert(connections[fd], "gate handoff: unknown fd")
+	local c = assert(connections[fd], "gate handoff: unknown fd")
 	connections[fd] = nil
-	handed_off[fd] = true
+	handed_off[fd] = not c.eof or nil -- a half-closed one no longer counts
 end
 
 function CMD.release(_, fd)

@@ -26,7 +26,7 @@ local function wait_for(key)
 	return s
 end
 
-local function get_or_launch(key, name, ...)
+local function get_or_launch(key, launch, ...)
 	local s = services[key]
 	if type(s) == "number" then
 		return s
@@ -38,7 +38,7 @@ local function get_or_launch(key, name, ...)
 	local waiters = s or {}
 	waiters.launching = true
 	services[key] = waiters
-	local ok, handle = pcall(skynet.newservice, name, ...)
+	local ok, handle = pcall(launch, ...)
 	if ok and handle then
 		services[key] = handle
 	else
@@ -53,20 +53,29 @@ local function get_or_launch(key, name, ...)
 	return handle
 end
 
-function CMD.LAUNCH(name, ...)
-	return get_or_launch(name, name, ...)
+-- The key of a unique service and how to start it: snax services (skynet.snax's
+-- uniqueservice/globalservice/queryservice) are keyed "snaxd.<name>" and started with their init.
+local function unique(prefix, name, ...)
+	if name == "snaxd" then
+		return prefix .. "snaxd." .. tostring((...)), require("skynet.snax").rawnewservice, ...
+	end
+	return prefix .. name, skynet.newservice, name, ...
 end
 
-function CMD.QUERY(name)
-	return wait_for(name)
+function CMD.LAUNCH(...)
+	return get_or_launch(unique("", ...))
 end
 
-function CMD.GLAUNCH(name, ...)
-	return get_or_launch("@" .. name, name, ...)
+function CMD.QUERY(...)
+	return wait_for((unique("", ...)))
 end
 
-function CMD.GQUERY(name)
-	return wait_for("@" .. name)
+function CMD.GLAUNCH(...)
+	return get_or_launch(unique("@", ...))
+end
+
+function CMD.GQUERY(...)
+	return wait_for((unique("@", ...)))
 end
 
 function CMD.LIST()

@@ -1,6 +1,7 @@
 /* cluster_core: packs and unpacks cluster packets (wire-format.md Part B) for the Lua services.
- * Stateless except the process-wide max_message cap (atomic) and the node name (computed once),
- * so any thread may call it. Ownership: packrequest/packpush/packresponse/append take a
+ * Stateless except the process-wide max_message cap, the node-wide budget of bytes held by
+ * unfinished multi-part requests (both atomics) and the node name (computed once), so any thread
+ * may call it. Ownership: packrequest/packpush/packresponse/append take a
  * lightuserdata msg and free() it on every path, errors included; the buffers returned by
  * unpackrequest and concat are malloc'd and belong to the caller (NULL when empty: free() it). */
 #include "cluster_core.h"
@@ -32,6 +33,23 @@ void cluster_core_set_max_message(size_t bytes)
 size_t cluster_core_max_message(void)
 {
     return atomic_load_explicit(&max_message, memory_order_relaxed);
+}
+
+/* Bytes held by every inbound link's unfinished multi-part requests, against a node-wide cap
+ * ([cluster] max_assembly_total). Agents reserve before they keep a part and release what they
+ * held when an assembly completes, is dropped or the link closes. */
+static atomic_size_t assembly_held, assembly_cap = SIZE_MAX;
+
+/* Reserve n bytes; 0, or -1 (nothing reserved) when that would pass the cap. */
+static int cluster_core_assembly_reserve(size_t n)
+{
+    size_t cap = atomic_load_explicit(&assembly_cap, memory_order_relaxed);
+    size_t old = atomic_fetch_add_explicit(&assembly_held, n, memory_order_relaxed);
+    if (old + n > cap || old + n < old) {
+        atomic_fetch_sub_explicit(&assembly_held, n, memory_order_relaxed);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -550,6 +568,37 @@ static int l_getmaxmessage(lua_State *L)
     return 1;
 }
 
+/* assembly_reserve(n) -> true | false, held: take n bytes of the node-wide assembly budget */
+static int l_assembly_reserve(lua_State *L)
+{
+    int64_t n = 0;
+    if (get_int(L, 1, 0, 9007199254740992.0, &n) != 0)
+        return error_value(L, "assembly_reserve: invalid size", 1);
+    lua_pushboolean(L, cluster_core_assembly_reserve((size_t)n) == 0);
+    lua_pushnumber(L, (lua_Number)atomic_load_explicit(&assembly_held, memory_order_relaxed));
+    return 2;
+}
+
+/* assembly_release(n): give n reserved bytes back */
+static int l_assembly_release(lua_State *L)
+{
+    int64_t n = 0;
+    if (get_int(L, 1, 0, 9007199254740992.0, &n) != 0)
+        return error_value(L, "assembly_release: invalid size", 1);
+    atomic_fetch_sub_explicit(&assembly_held, (size_t)n, memory_order_relaxed);
+    return 0;
+}
+
+/* setassemblytotal(bytes): the node-wide cap (clusterd sets it once at start) */
+static int l_setassemblytotal(lua_State *L)
+{
+    int64_t bytes = 0;
+    if (get_int(L, 1, 1, 9007199254740992.0, &bytes) != 0)
+        return error_value(L, "setassemblytotal: invalid size", 1);
+    atomic_store_explicit(&assembly_cap, (size_t)bytes, memory_order_relaxed);
+    return 0;
+}
+
 int luaopen_cluster_core(lua_State *L)
 {
     static const luaL_Reg plain[] = {
@@ -561,6 +610,9 @@ int luaopen_cluster_core(lua_State *L)
         {"nodename", l_nodename},
         {"setmaxmessage", l_setmaxmessage},
         {"getmaxmessage", l_getmaxmessage},
+        {"assembly_reserve", l_assembly_reserve},
+        {"assembly_release", l_assembly_release},
+        {"setassemblytotal", l_setassemblytotal},
         /* packresponse for a reply the caller does not own (a skynet.rawcall result, which the
          * runtime frees): no copy into a Lua string first, and nothing freed here */
         {"packresponse_borrowed", l_packresponse},

@@ -5,12 +5,20 @@
  * its bytecode, which is what makes spawning cheap. */
 #include "host.h"
 
+#include "bson.h"
 #include "cluster_core.h"
+#include "compat.h"
+#include "crypt.h"
 #include "crypto.h"
 #include "log.h"
+#include "md5.h"
+#include "netpack.h"
 #include "seri.h"
 #include "service.h"
+#include "sharetree.h"
 #include "socketdriver.h"
+#include "sproto.h"
+#include "stm.h"
 
 #include <lauxlib.h>
 #include <luajit.h>
@@ -365,9 +373,10 @@ static const struct {
     const char *name;
     lua_CFunction open;
 } lazy_libs[] = {
-    {LUA_IOLIBNAME, luaopen_io},     {LUA_OSLIBNAME, luaopen_os},   {LUA_DBLIBNAME, luaopen_debug},
-    {LUA_MATHLIBNAME, luaopen_math}, {LUA_BITLIBNAME, luaopen_bit}, {LUA_JITLIBNAME, open_jit_lib},
-    {LUA_FFILIBNAME, luaopen_ffi},
+    {LUA_IOLIBNAME, luaopen_io},    {LUA_OSLIBNAME, luaopen_os},
+    {LUA_DBLIBNAME, luaopen_debug}, {LUA_MATHLIBNAME, compat_open_math},
+    {LUA_BITLIBNAME, luaopen_bit},  {LUA_JITLIBNAME, open_jit_lib},
+    {LUA_FFILIBNAME, luaopen_ffi},  {"utf8", compat_open_utf8},
 };
 #define JIT_AFTER 1000
 
@@ -426,6 +435,7 @@ static void open_libs(lua_State *L)
         lua_pushstring(L, lib->name);
         lua_call(L, 1, 0);
     }
+    compat_install(L);
     for (size_t i = 0; i < sizeof lazy_libs / sizeof *lazy_libs; i++)
         preload(L, lazy_libs[i].name, lazy_libs[i].open);
     lua_register(L, "print", l_print);
@@ -470,7 +480,16 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
     preload(L, "socketdriver", luaopen_socketdriver);
     preload(L, "skynet.cluster.core", luaopen_cluster_core);
     preload(L, "skynet.crypto", luaopen_skynet_crypto);
+    preload(L, "skynet.crypt", luaopen_skynet_crypt);
+    preload(L, "crypt", luaopen_crypt_alias);
+    preload(L, "md5", luaopen_md5);
+    preload(L, "bson", luaopen_bson);
     preload(L, "cluster.core", luaopen_cluster_core);
+    preload(L, "skynet.sharetree", luaopen_skynet_sharetree);
+    preload(L, "skynet.stm", luaopen_skynet_stm);
+    preload(L, "sproto.core", luaopen_sproto_core);
+    preload(L, "skynet.netpack", luaopen_netpack);
+    preload(L, "netpack", luaopen_netpack);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");

@@ -96,6 +96,30 @@ static void seri_push_helper(lua_State *L, char *key)
     lua_rawget(L, LUA_REGISTRYINDEX);
 }
 
+int seri_integer_value(lua_State *L, int idx, int64_t *v)
+{
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        double d = lua_tonumber(L, idx);
+        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != (double)(int64_t)d)
+            return SERI_INT_NONE;
+        *v = (int64_t)d;
+        return SERI_INT_EXACT;
+    }
+    if (lua_type(L, idx) != LUA_TCDATA)
+        return SERI_INT_NONE;
+    idx = idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
+    luaL_checkstack(L, 6, "int64");
+    seri_push_helper(L, &seri_classify_key);
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 1);
+    int kind = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (kind == 0)
+        return SERI_INT_NONE;
+    memcpy(v, lua_topointer(L, idx), sizeof *v);
+    return kind == 2 && *v < 0 ? SERI_INT_UINT64_HIGH : SERI_INT_EXACT;
+}
+
 /* ---- encoder ---- */
 
 struct seri_box { /* a full userdata whose __gc frees p: the owner of the heap block */
@@ -244,18 +268,11 @@ static void seri_write_string(struct seri_writer *w, const char *s, size_t n)
 /* The exact value of an int64_t/uint64_t cdata, or a Lua error for any other cdata. */
 static int64_t seri_cdata_integer(struct seri_writer *w, int idx)
 {
-    lua_State *L = w->L;
-    luaL_checkstack(L, 6, "serialize");
-    seri_push_helper(L, &seri_classify_key);
-    lua_pushvalue(L, idx);
-    lua_call(L, 1, 1);
-    int kind = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    if (kind == 0)
-        seri_pack_fail(w, "Unsupport type cdata to serialize");
     int64_t v;
-    memcpy(&v, lua_topointer(L, idx), sizeof v);
-    if (kind == 2 && v < 0)
+    int kind = seri_integer_value(w->L, idx, &v);
+    if (kind == SERI_INT_NONE)
+        seri_pack_fail(w, "Unsupport type cdata to serialize");
+    if (kind == SERI_INT_UINT64_HIGH)
         seri_pack_fail(w, "integer overflow: uint64 value does not fit int64");
     return v;
 }
@@ -511,7 +528,7 @@ static int seri_read_integer(struct seri_reader *r, int cookie, int64_t *v)
     return 0;
 }
 
-static void seri_push_integer(lua_State *L, int64_t v)
+void seri_push_integer(lua_State *L, int64_t v)
 {
     double d = (double)v;
     if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && (int64_t)d == v) {

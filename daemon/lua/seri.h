@@ -7,6 +7,7 @@
 
 #include <lua.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Lua: pack(...) -> lightuserdata, size   (the buffer is malloc'd; size 0 gives NULL, 0) */
 int seri_pack(lua_State *L);
@@ -28,6 +29,17 @@ int seri_check(const void *buf, size_t size, int allow_pointer, char *err, size_
 /* Decoder bound on top-level values in one message: LuaJIT lets one C call hold at most 8000
  * stack slots (LUAI_MAXCSTACK); the rest is kept for nesting. Skynet messages carry a handful. */
 #define SERI_MAX_VALUES 7000
+
+/* The int64 policy (wire-format.md A.9), shared by every module that meets 64-bit integers
+ * (skynet.pack, string.pack, math.type, bson): a value is an integer when it is a number that is
+ * finite, integral and in [-2^63, 2^63) (-0.0 counts, as 0), or an int64_t/uint64_t cdata.
+ * seri_integer_value stores it in *v and returns SERI_INT_EXACT, SERI_INT_UINT64_HIGH for a
+ * uint64_t above INT64_MAX (*v holds its bits), or SERI_INT_NONE (*v untouched). */
+enum { SERI_INT_NONE, SERI_INT_EXACT, SERI_INT_UINT64_HIGH };
+int seri_integer_value(lua_State *L, int idx, int64_t *v);
+/* Push an integer as Lua sees it: a plain number when a double holds it exactly (every |v| <=
+ * 2^53, and larger values such as 2^60 or -2^63), else an int64_t cdata with the exact value. */
+void seri_push_integer(lua_State *L, int64_t v);
 
 /* Register as package.preload["skynet.seri"] = { pack, packstring, unpack } */
 int luaopen_skynet_seri(lua_State *L);

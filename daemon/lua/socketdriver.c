@@ -9,7 +9,9 @@
 #include "reactor.h"
 #include "service.h"
 
+#include <arpa/inet.h>
 #include <lauxlib.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +93,15 @@ static int l_nodelay(lua_State *L)
     return 0;
 }
 
+/* accept_limit(listen_id, n): at most n live accepted sockets (0 = no cap) */
+static int l_accept_limit(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 2, "must be 0..2^31-1");
+    reactor_accept_limit(get_reactor(L), (int)luaL_checkinteger(L, 1), (int)n);
+    return 0;
+}
+
 /* The bytes to send at idx: a string, an array of strings, or lightuserdata + size (taken). */
 static void *get_bytes(lua_State *L, int idx, size_t *size)
 {
@@ -152,6 +163,72 @@ static int send_with(lua_State *L, int low)
 static int l_send(lua_State *L) { return send_with(L, 0); }
 static int l_lsend(lua_State *L) { return send_with(L, 1); }
 
+/* ---- UDP ---- */
+
+static int udp_open(lua_State *L, int dial)
+{
+    const char *host = luaL_optstring(L, 1, NULL);
+    int port = (int)luaL_optinteger(L, 2, 0);
+    char err[128];
+    int id = reactor_udp(get_reactor(L), self_handle(L), host, port, dial, err, sizeof err);
+    if (id < 0)
+        return luaL_error(L, "udp %s failed: %s", dial ? "dial" : "init", err);
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+/* udp([host, port]) / udp_listen(host, port) -> id: a socket, bound when an address is given */
+static int l_udp(lua_State *L) { return udp_open(L, 0); }
+/* udp_dial(host, port) -> id: a socket connected to host:port */
+static int l_udp_dial(lua_State *L) { return udp_open(L, 1); }
+
+/* udp_connect(id, host, port): the default peer of write(id, ...) */
+static int l_udp_connect(lua_State *L)
+{
+    char err[128];
+    if (reactor_udp_connect(get_reactor(L), (int)luaL_checkinteger(L, 1), luaL_checkstring(L, 2),
+                            (int)luaL_checkinteger(L, 3), err, sizeof err) < 0)
+        return luaL_error(L, "udp connect failed: %s", err);
+    return 0;
+}
+
+/* udp_send(id, from, data) -> boolean: a datagram to an address a callback was given */
+static int l_udp_send(lua_State *L)
+{
+    int id = (int)luaL_checkinteger(L, 1);
+    size_t alen;
+    const char *from = luaL_checklstring(L, 2, &alen);
+    size_t size;
+    void *data = get_bytes(L, 3, &size);
+    lua_pushboolean(L, reactor_sendto(get_reactor(L), id, from, alen, data, size) == 0);
+    return 1;
+}
+
+/* udp_address(from) -> ip, port */
+static int l_udp_address(lua_State *L)
+{
+    size_t len;
+    const char *from = luaL_checklstring(L, 1, &len);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    char ip[INET6_ADDRSTRLEN];
+    if (reactor_udp_unpack(from, len, &ss, &sl) < 0)
+        return luaL_error(L, "Invalid udp address");
+    int port;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+    }
+    lua_pushstring(L, ip);
+    lua_pushinteger(L, port);
+    return 2;
+}
+
 /* unpack(msg, sz) -> type, id, ud, data | text, size
  * For DATA, data is a lightuserdata whose ownership passes to the caller (push it into a socket
  * buffer or free it with skynet.trash). */
@@ -167,6 +244,14 @@ static int l_unpack(lua_State *L)
     if (ev->type == REACTOR_DATA) {
         lua_pushlightuserdata(L, ev->data);
         lua_pushinteger(L, ev->size);
+        ev->data = NULL;
+        return 5;
+    }
+    if (ev->type == REACTOR_UDP) { /* type, id, size, data, from */
+        lua_pop(L, 1);
+        lua_pushinteger(L, ev->size);
+        lua_pushlightuserdata(L, ev->data);
+        lua_pushlstring(L, ev->data + ev->size, (size_t)ev->ud);
         ev->data = NULL;
         return 5;
     }
@@ -474,11 +559,27 @@ int luaopen_socketdriver(lua_State *L)
         {"clear", l_buf_clear},       {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {
-        {"listen", l_listen},   {"connect", l_connect}, {"start", l_start},
-        {"pause", l_pause},     {"close", l_close},     {"shutdown", l_shutdown},
-        {"nodelay", l_nodelay}, {"send", l_send},       {"lsend", l_lsend},
-        {"unpack", l_unpack},   {"buffer", l_buffer},   {"header", l_header},
-        {"stats", l_stats},     {NULL, NULL},
+        {"listen", l_listen},
+        {"connect", l_connect},
+        {"start", l_start},
+        {"pause", l_pause},
+        {"close", l_close},
+        {"shutdown", l_shutdown},
+        {"nodelay", l_nodelay},
+        {"send", l_send},
+        {"lsend", l_lsend},
+        {"unpack", l_unpack},
+        {"buffer", l_buffer},
+        {"header", l_header},
+        {"stats", l_stats},
+        {"accept_limit", l_accept_limit},
+        {"udp", l_udp},
+        {"udp_listen", l_udp},
+        {"udp_dial", l_udp_dial},
+        {"udp_connect", l_udp_connect},
+        {"udp_send", l_udp_send},
+        {"udp_address", l_udp_address},
+        {NULL, NULL},
     };
     if (luaL_newmetatable(L, SBUF)) {
         lua_newtable(L);
@@ -490,5 +591,18 @@ int luaopen_socketdriver(lua_State *L)
     lua_pop(L, 1);
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
+    /* the event types of unpack's first result, from reactor.h (never restated in Lua) */
+    static const struct {
+        const char *name;
+        int type;
+    } events[] = {{"DATA", REACTOR_DATA},      {"OPEN", REACTOR_OPEN},   {"CLOSE", REACTOR_CLOSE},
+                  {"ACCEPT", REACTOR_ACCEPT},  {"ERROR", REACTOR_ERROR}, {"UDP", REACTOR_UDP},
+                  {"WARNING", REACTOR_WARNING}};
+    lua_createtable(L, 0, (int)(sizeof events / sizeof *events));
+    for (size_t i = 0; i < sizeof events / sizeof *events; i++) {
+        lua_pushinteger(L, events[i].type);
+        lua_setfield(L, -2, events[i].name);
+    }
+    lua_setfield(L, -2, "event");
     return 1;
 }

@@ -3,6 +3,7 @@
 -- reconfigures the same sender); arguments are serialised at call time. Every failure raises an
 -- error containing "call failed" plus the node, the address and the reason.
 local skynet = require "skynet"
+local wire = require "skynet.cluster.wire"
 
 local cluster = {}
 local clusterd
@@ -142,7 +143,7 @@ function cluster.watch(fn)
 		watch_fns = {}
 		skynet.register_protocol {
 			name = "cluster_event",
-			id = 19,
+			id = wire.PTYPE_CLUSTER_EVENT,
 			unpack = skynet.unpack,
 			dispatch = function(_, _, node, state, detail)
 				for f in pairs(watch_fns) do
@@ -169,5 +170,15 @@ end
 skynet.init(function()
 	clusterd = skynet.uniqueservice("clusterd")
 end)
+
+-- A snax object for snax service `name` on `node` (found through that node's .service unless
+-- `address` is given); its calls go through a cluster proxy.
+function cluster.snax(node, name, address)
+	if address == nil then
+		address = cluster.call(node, ".service", "QUERY", "snaxd", name)
+	end
+	local proxy = cluster.proxy(node, address)
+	return require("skynet.snax").bind(proxy, name)
+end
 
 return cluster

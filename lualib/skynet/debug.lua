@@ -1,6 +1,6 @@
 -- skynet.debug: the commands of the "debug" protocol every Lua service answers (used by the launcher, the
 -- debug console and liveness probes): MEM, GC, STAT, TASK, UNIQTASK, KILLTASK, INFO, EXIT,
--- TERM, SUPPORT, PING, LINK. An unknown command is a handler error, so the caller gets
+-- TERM, SUPPORT, PING, LINK, RUN. An unknown command is a handler error, so the caller gets
 -- "call failed".
 local skynet = require "skynet"
 local c = require "skynet.core"
@@ -73,6 +73,27 @@ end
 -- Never answered while we live: when we exit, the caller's call fails (a liveness probe).
 function CMD.LINK()
 	links[#links + 1] = skynet.response()
+end
+
+-- RUN(source, filename, ...): run a chunk inside this service (the console's inject); answers
+-- (true, what it printed) or (false, its error). Its globals are the service's.
+function CMD.RUN(source, filename, ...)
+	local out = {}
+	local env = setmetatable({
+		print = function(...)
+			local t = { ... }
+			for i = 1, select("#", ...) do
+				t[i] = tostring(t[i])
+			end
+			out[#out + 1] = table.concat(t, "\t")
+		end,
+	}, { __index = _G, __newindex = _G })
+	local f, err = loadstring(source, "@" .. tostring(filename))
+	if not f then
+		return skynet.retpack(false, err)
+	end
+	local ok, e = pcall(setfenv(f, env), ...)
+	skynet.retpack(ok, ok and table.concat(out, "\n") or tostring(e))
 end
 
 -- skynet.lua registers the "debug" protocol and loads this module on its first message.

@@ -1,91 +1,50 @@
 -- skynet/extra: the rarely used part of the skynet API (killthread, task, trace, term, stat,
 -- names, unique services, kill/abort, ...). skynet.lua loads it on the first access to one of
--- these functions and hands it the state it needs; each service only pays for what it uses.
+-- these functions; it reaches the session state only through the functions skynet.lua hands it.
 local c = require "skynet.core"
 
-local format, tremove = string.format, table.remove
-local c_send, c_redirect, c_trash = c.send, c.redirect, c.trash
-local PTYPE_ERROR, PTYPE_TRACE = 7, 12
+local format = string.format
+local c_send, c_redirect = c.send, c.redirect
 
 return function(skynet, I)
 	local proto = skynet.proto
+	local PTYPE_TRACE = skynet.PTYPE_TRACE
 	local starttime = c.starttime()
 	local trace_counter = 0
 
+	-- the first waiting or forked coroutine whose tostring contains `pattern` (Lua pattern)
+	local function find_thread(pattern)
+		local function match(co)
+			return string.find(tostring(co), pattern) and co or nil
+		end
+		return I.each_waiter(function(_, co)
+			return match(co)
+		end) or I.each_fork(match)
+	end
+
 	function skynet.killthread(co)
-		local session
 		if type(co) == "string" then
-			for s, thr in pairs(I.session_id_coroutine) do
-				if type(thr) == "thread" and string.find(tostring(thr), co) then
-					session, co = s, thr
-					break
-				end
-			end
-			if session == nil then
-				for i = I.fork_queue.h, I.fork_queue.t do
-					local thr = I.fork_queue[i]
-					if thr and string.find(tostring(thr), co) then
-						co = thr
-						break
-					end
-				end
-			end
+			co = find_thread(co)
 		end
 		if type(co) ~= "thread" then
 			return
 		end
-		for i = I.fork_queue.h, I.fork_queue.t do
-			if I.fork_queue[i] == co then
-				for j = i, I.fork_queue.t - 1 do
-					I.fork_queue[j] = I.fork_queue[j + 1]
-				end
-				I.fork_queue[I.fork_queue.t] = nil
-				I.fork_queue.t = I.fork_queue.t - 1
-				return co
-			end
+		if I.unfork(co) then
+			return co
 		end
-		if session == nil then
-			for s, thr in pairs(I.session_id_coroutine) do
-				if thr == co then
-					session = s
-					break
-				end
-			end
-		end
-		if session == nil then
-			return
-		end
-		local addr = I.session_coroutine_address[co]
-		local req = I.session_coroutine_id[co]
-		if req and req ~= 0 and addr then
-			c_send(addr, PTYPE_ERROR, req, "killed")
-		end
-		I.session_coroutine_id[co] = nil
-		I.session_coroutine_address[co] = nil
-		I.session_coroutine_tracetag[co] = nil
-		if I.watching_session[session] then
-			I.session_id_coroutine[session] = "BREAK"
-			I.watching_session[session] = nil
-		else
-			I.session_id_coroutine[session] = nil
-		end
-		for token, s in pairs(I.sleep_session) do
-			if s == session then
-				I.sleep_session[token] = nil
-				break
-			end
-		end
-		return co
+		return I.cancel(co)
+	end
+
+	local function waiter_trace(co)
+		return I.timeout_origin(co) or I.traceback(co)
 	end
 
 	function skynet.task(ret)
 		if ret == nil then
 			local n = 0
-			for _, co in pairs(I.session_id_coroutine) do
-				if type(co) == "thread" then
-					n = n + 1
-				end
-			end
+			I.each_waiter(function()
+				n = n + 1
+			end)
 			return n
 		end
 		if ret == "init" then
@@ -93,54 +52,48 @@ return function(skynet, I)
 		end
 		local t = type(ret)
 		if t == "table" then
-			for session, co in pairs(I.session_id_coroutine) do
-				if type(co) == "thread" then
-					ret[tostring(co) .. " session: " .. session] = I.traceback(co)
-				end
-			end
+			I.each_waiter(function(session, co)
+				ret[tostring(co) .. " session: " .. session] = waiter_trace(co)
+			end)
 			return
 		elseif t == "number" then
-			local co = I.session_id_coroutine[ret]
-			return type(co) == "thread" and I.traceback(co) or "No session"
+			return I.each_waiter(function(session, co)
+				return session == ret and waiter_trace(co) or nil
+			end) or "No session"
 		elseif t == "thread" then
-			for session, co in pairs(I.session_id_coroutine) do
-				if co == ret then
-					return session
-				end
-			end
+			return I.each_waiter(function(session, co)
+				return co == ret and session or nil
+			end)
 		end
 	end
 
 	function skynet.uniqtask()
 		local stacks = {}
-		for session, co in pairs(I.session_id_coroutine) do
-			if type(co) == "thread" then
-				local key = I.traceback(co)
-				local s = stacks[key]
-				if s then
-					s.n = s.n + 1
-				else
-					stacks[key] = { n = 1, session = session }
-				end
+		I.each_waiter(function(session, co)
+			local key = I.traceback(co)
+			local s = stacks[key]
+			if s then
+				s.n = s.n + 1
+			else
+				stacks[key] = { n = 1, session = session }
 			end
-		end
+		end)
 		return stacks
 	end
 
 	function skynet.term(service)
 		I.callee_gone(service)
-		I.dispatch_error_queue()
 	end
 
 	function skynet.trace(info)
 		trace_counter = trace_counter + 1
 		local tag = format(":%08x-%d", I.self, trace_counter)
-		I.session_coroutine_tracetag[I.running() or "main"] = tag
+		I.set_tracetag(I.running() or "main", tag)
 		I.trace_log(tag, info and ("trace " .. tostring(info)) or "trace")
 	end
 
 	function skynet.tracetag()
-		return I.session_coroutine_tracetag[I.running() or "main"]
+		return I.tracetag(I.running() or "main")
 	end
 
 	function skynet.tracelog(tag, text)
@@ -232,12 +185,11 @@ return function(skynet, I)
 	end
 
 	function skynet.context()
-		local co = I.running()
-		return I.session_coroutine_id[co], I.session_coroutine_address[co]
+		return I.request_of(I.running())
 	end
 
 	function skynet.ignoreret()
-		I.session_coroutine_id[I.running()] = nil
+		I.unbind_request(I.running())
 	end
 
 	function skynet.log(level, ...)

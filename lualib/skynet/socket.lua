@@ -12,7 +12,7 @@ local socket = {}
 local pool = {} -- id -> state
 local BUFFER_PAUSE = 4 * 1024 * 1024 -- pause reading when this much sits unread and nobody reads
 
-local DATA, OPEN, CLOSE, ACCEPT, ERROR, WARNING = 1, 2, 3, 4, 5, 7
+local DATA, OPEN, CLOSE, ACCEPT, ERROR, UDP, WARNING = 1, 2, 3, 4, 5, 6, 7
 
 local function new_state(id, accept)
 	local s = {
@@ -97,14 +97,20 @@ handler[OPEN] = function(id, _, text)
 	wakeup(s)
 end
 
-handler[CLOSE] = function(id)
+-- half = 1: the peer sent EOF. Reads end, but the id stays open for writing until close (the
+-- reactor flushes what was written, then releases it). Otherwise the reactor released the id.
+handler[CLOSE] = function(id, half)
 	local s = pool[id]
 	if not s then
-		return
+		return -- closed or handed over already (the new owner hears the EOF when it starts it)
 	end
 	s.connected = false
 	s.connecting = false
-	s.gone = true -- the reactor has released the id
+	if half == 1 then
+		s.halfclosed = true
+	else
+		s.gone = true
+	end
 	wakeup(s)
 	if s.on_close then
 		s.on_close(id)
@@ -139,6 +145,19 @@ handler[ERROR] = function(id, _, text)
 	end
 end
 
+-- A datagram: the socket's callback gets (payload, from) in this message's coroutine.
+handler[UDP] = function(id, size, data, from)
+	local s = pool[id]
+	if not s or not s.callback then
+		skynet.error("socket: drop udp package from " .. id)
+		skynet.trash(data, size)
+		return
+	end
+	local str = skynet.tostring(data, size)
+	skynet.trash(data, size)
+	s.callback(str, from)
+end
+
 handler[WARNING] = function(id, kbytes)
 	local s = pool[id]
 	if s and s.on_warning then
@@ -157,6 +176,8 @@ skynet.register_protocol {
 		if f then
 			if t == DATA then
 				f(id, size, data)
+			elseif t == UDP then
+				f(id, ud, data, size) -- size, data, from
 			else
 				f(id, ud, data)
 			end
@@ -312,17 +333,20 @@ function socket.block(id)
 end
 
 -- Ids outside the pool may be written too (an agent writing to a client socket its gate owns).
+-- A half-closed id (the peer sent EOF) still takes writes, as in Skynet.
+local function writable(s)
+	return not s or s.connected or (s.halfclosed and not s.gone)
+end
+
 function socket.write(id, data, sz)
-	local s = pool[id]
-	if s and not s.connected then
+	if not writable(pool[id]) then
 		return false
 	end
 	return driver.send(id, data, sz)
 end
 
 function socket.lwrite(id, data, sz)
-	local s = pool[id]
-	if s and not s.connected then
+	if not writable(pool[id]) then
 		return false
 	end
 	return driver.lsend(id, data, sz)
@@ -334,8 +358,8 @@ function socket.close(id)
 		return
 	end
 	if not s.gone then
-		if s.connected or s.connecting or s.listening then
-			driver.close(id)
+		if s.connected or s.connecting or s.listening or s.halfclosed then
+			driver.close(id) -- flushes pending output first
 		else
 			driver.shutdown(id)
 		end
@@ -393,6 +417,12 @@ function socket.limit(id, limit)
 	s.limit = limit
 end
 
+-- skyjet: cap a listener's live connections; more are accepted and closed at once (and counted
+-- in a once-a-second log line). 0 = no cap.
+function socket.accept_limit(id, n)
+	driver.accept_limit(id, n)
+end
+
 function socket.warning(id, callback)
 	local s = assert(pool[id])
 	s.on_warning = callback
@@ -413,5 +443,53 @@ function socket.address(id)
 end
 
 socket.header = driver.header
+
+---------------------------------------------------------------------------------------------------
+-- UDP: an id in the pool whose datagrams go to callback(data, from). `from` is an opaque address
+-- (socket.udp_address turns it into ip, port; socket.sendto sends to it).
+
+local function udp_object(id, callback)
+	assert(not pool[id], "socket is not closed")
+	local s = new_state(id)
+	s.connected = true
+	s.udp = true
+	s.callback = callback
+end
+
+-- udp(callback [, host, port]): bound to host:port when given, else an unbound IPv4 socket
+function socket.udp(callback, host, port)
+	local id = driver.udp(host, port)
+	udp_object(id, callback)
+	return id
+end
+
+-- udp_connect(id, host, port [, callback]): write(id, data) then goes to host:port
+function socket.udp_connect(id, host, port, callback)
+	local s = pool[id]
+	if s then
+		assert(s.udp, "not a udp socket")
+		if callback then
+			s.callback = callback
+		end
+	else
+		udp_object(id, callback)
+	end
+	driver.udp_connect(id, host, port)
+end
+
+function socket.udp_listen(host, port, callback)
+	local id = driver.udp_listen(host, port)
+	udp_object(id, callback)
+	return id
+end
+
+function socket.udp_dial(host, port, callback)
+	local id = driver.udp_dial(host, port)
+	udp_object(id, callback)
+	return id
+end
+
+socket.sendto = driver.udp_send -- (id, from, data) -> boolean
+socket.udp_address = driver.udp_address -- (from) -> ip, port
 
 return socket

@@ -50,7 +50,7 @@ class EvalError(AssertionError):
 
 
 class Node:
-    def __init__(self, ctx, name, ini_path, log_path, err_path, ctl_port=None, environ=None):
+    def __init__(self, ctx, name, ini_path, log_path, err_path, ctl_port=None, env=None):
         self.ctx, self.name = ctx, name
         self.ini, self.log, self.err = ini_path, log_path, err_path
         self.ctl_port = ctl_port
@@ -58,7 +58,7 @@ class Node:
         self.errf = open(err_path, "w")
         self.proc = subprocess.Popen([ctx.binary, ini_path], cwd=ctx.tmp, stdout=self.errf,
                                      stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, **environ) if environ else None)
+                                     env=dict(os.environ, **env) if env else None)
         self.pid = self.proc.pid
 
     def text(self):
@@ -179,11 +179,12 @@ class Context:
         text += f"[env]\ntest_tmp = {self.tmp}\n{env}\n"
         return self.write(name + ".ini", text)
 
-    def node(self, name, start, environ=None, **kw):
-        """A node running `start`; environ adds variables to its process environment."""
+    def node(self, name, start, proc_env=None, **kw):
+        """A node running `start`; proc_env adds environment variables to its process (env= is
+        the INI's [env] section, as for ini())."""
         ini = self.ini(name, start, **kw)
         n = Node(self, name, ini, self.path(name + ".log"), self.path(name + ".out"),
-                 environ=environ)
+                 env=proc_env)
         self.nodes.append(n)
         return n
 

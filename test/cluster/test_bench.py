@@ -16,7 +16,10 @@ NAMES = ["loopback_pingpong", "loopback_pingpong_64", "loopback_bulk", "socket_e
          "socket_echo_64", "socket_bulk", "local_call_1x1", "local_call_1x64", "local_call_2x1",
          "local_call_4x16", "local_send", "cluster_call_1", "cluster_call_16", "cluster_call_256",
          "cluster_proxy_16", "cluster_send", "cluster_large", "cluster_auth_1", "cluster_auth_16",
-         "rss_per_service", "spawn_1", "spawn_16"]
+         "rss_per_service", "spawn_1", "spawn_16", "redis_get_1", "redis_get_64", "redis_pipeline",
+         "redis_benchmark_get_1", "redis_benchmark_get_64", "redis_benchmark_pipeline",
+         "mysql_select_1", "mysql_select_16", "mysqlslap_select_1", "mysqlslap_select_16",
+         "share_table_kib", "share_rss_copy"]
 
 
 def test_smoke_run_reports_a_positive_value_for_every_workload(ctx):

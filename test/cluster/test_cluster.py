@@ -312,7 +312,8 @@ def test_hostile_frames_close_that_link_and_others_keep_working(ctx):
             data = b""
         s.close()
         check(data == b"", f"no reply to {attack[:12]!r}: {data!r}")
-        b.wait_log(r"cluster agent 127\.0\.0\.1:\d+: (invalid packet|connection closed)", start=mark)
+        if attack is not attacks[-1]:  # a frame cut short never reaches an agent
+            b.wait_log(r"cluster agent 127\.0\.0\.1:\d+: (invalid packet|connection closed)", start=mark)
     before = a.eval1("return G.calls")
     time.sleep(0.3)
     check(a.eval1("return G.calls") > before, "the good link kept serving")
@@ -375,7 +376,9 @@ def test_second_sigterm_stops_at_once(ctx):
     b.eval('cluster.open(0)')  # keep busy: a call that sleeps 30 s
     a.eval('skynet.fork(function() G.r = table.pack(pcall(cluster.call, "n2", "@probe", "sleep", 3000)) end)')
     deadline = time.time() + 10
-    while time.time() < deadline and a.eval1("return cluster.status().n2.pending or 0") < 1:
+    # the callee holds the request once its agent has taken the link over
+    while time.time() < deadline and (a.eval1("return cluster.status().n2.pending or 0") < 1 or
+                                      not b.eval1('return next(skynet.call(".clusterd", "lua", "agents")) ~= nil')):
         time.sleep(0.02)
     t0 = time.time()
     b.signal(signal.SIGTERM)

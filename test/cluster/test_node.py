@@ -28,7 +28,7 @@ def test_broken_config_names_file_line_and_key(ctx):
     ini = ctx.write("bad2.ini", "[node]\nstart = main\n[lua]\nsrvice_path = x\n")
     p = ctx.run([ini])
     check(p.returncode == 1 and "bad2.ini:4:" in p.stderr and "srvice_path" in p.stderr, p.stderr)
-    p = ctx.run(["--test", ctx.write("good.ini", "[node]\nname = ok\n")])
+    p = ctx.run(["--test", ctx.write("good.ini", "[node]\nname = ok\nstart = service_mgr\n")])
     check(p.returncode == 0 and "is valid" in p.stdout, p.stdout + p.stderr)
 
 

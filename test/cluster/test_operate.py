@@ -69,7 +69,7 @@ def test_log_entries_are_iso8601_uncoloured_and_indented(ctx):
 
 
 def test_logtime_local_writes_the_zone_offset(ctx):
-    node = ctx.node("n1", "op_start print", node="logtime = local", environ={"TZ": "IST-5:30"})
+    node = ctx.node("n1", "op_start print", node="logtime = local", proc_env={"TZ": "IST-5:30"})
     node.wait_log(r"PRINTED")
     check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+05:30 INFO ", node.text()),
           node.text()[:300])
@@ -105,7 +105,7 @@ class NotifySocket:
 def test_systemd_hears_ready_after_listeners_then_reloading_and_stopping(ctx):
     notify = NotifySocket(ctx)
     port = free_port()
-    node = ctx.node("n1", f"op_start listen {port} 50", environ={"NOTIFY_SOCKET": notify.path})
+    node = ctx.node("n1", f"op_start listen {port} 50", proc_env={"NOTIFY_SOCKET": notify.path})
     n = notify.wait("READY=1")
     # the start service listens half a second after it began: readiness came after that
     socket.create_connection(("127.0.0.1", port), timeout=5).close()
@@ -121,7 +121,7 @@ def test_systemd_hears_ready_after_listeners_then_reloading_and_stopping(ctx):
 
 def test_systemd_hears_no_ready_when_the_start_fails(ctx):
     notify = NotifySocket(ctx)
-    node = ctx.node("n1", "op_start raise", environ={"NOTIFY_SOCKET": notify.path})
+    node = ctx.node("n1", "op_start raise", proc_env={"NOTIFY_SOCKET": notify.path})
     check(node.wait_exit(20) == 1, node.tail())
     check(not any("READY=1" in m for m in notify.poll()), notify.messages)
 

@@ -138,11 +138,17 @@ class ConsoleError(Exception):
 
 
 class Console:
-    """A TCP client of the console: cmd() returns the answer's lines before <ok>."""
+    """A TCP client of the console: cmd() returns the answer's lines before <CMD OK>; an answer
+    ending with <CMD Error> raises ConsoleError with the lines before it."""
+
+    GREETING = b"Welcome to skynet console\n"
 
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         self.f = self.sock.makefile("rb")
+        greeting = self.f.readline()
+        if greeting != self.GREETING:
+            raise TestFailure(f"console greeting {greeting!r}")
 
     def send(self, data):
         self.sock.sendall(data.encode())
@@ -154,10 +160,10 @@ class Console:
             if not raw:
                 raise TestFailure(f"console closed the connection during {what!r}")
             text = raw.decode().rstrip("\r\n")
-            if text == "<ok>":
+            if text == "<CMD OK>":
                 return lines
-            if text.startswith("<error> "):
-                raise ConsoleError(text[len("<error> "):])
+            if text == "<CMD Error>":
+                raise ConsoleError("\n".join(lines))
             lines.append(text)
 
     def cmd(self, line):
@@ -195,7 +201,7 @@ def console_node(ctx, name="c1", **kw):
 def test_console_help_lists_every_command(ctx):
     _, con = console_node(ctx)
     text = "\n".join(con.cmd("help"))
-    for word in ("list", "stat ADDR", "mem", "gc", "kill ADDR", "cluster", "reload", "ping ADDR",
+    for word in ("list", "stat [ADDR]", "mem", "gc", "kill ADDR", "cluster", "reload", "ping ADDR",
                  "log"):
         check(word in text, f"help mentions {word}: {text}")
 
@@ -229,15 +235,15 @@ def test_console_list_stat_mem_gc_ping_and_kill(ctx):
 
 def test_console_errors_for_unknown_commands_and_bad_arguments(ctx):
     _, con = console_node(ctx)
-    check("unknown command 'frobnicate'" in con.error("frobnicate"), "unknown command")
-    check("missing address" in con.error("stat"), "missing argument")
+    check(con.error("frobnicate") == "Invalid command, type help for command list", "unknown command")
+    check("missing address" in con.error("task"), "missing argument")
     check("bad address 'x!'" in con.error("stat x!"), "bad argument")
     check("no service :000f4240" in con.error("ping 1000000"), "no such service")
     check("no service named .nosuch" in con.error("kill .nosuch"), "no such name")
     check("not a Lua service" in con.error("ping :00000001"), "the C logger has no debug protocol")
     check("unknown log level" in con.error("log loud"), "bad level")
     me = [line.split()[0] for line in con.cmd("list") if "debug_console" in line][0]
-    check("refusing to kill it" in con.error("kill " + me), "the console does not kill itself")
+    check("node-internal; refusing to kill it" in con.error("kill " + me), "the console does not kill itself")
     check(con.cmd("help"), "the connection still works after errors")
 
 

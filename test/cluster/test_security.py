@@ -16,11 +16,15 @@ return G.p
 """
 
 
-def pair(ctx, caller="", callee="", extra=""):
+# connections the callee's cluster listener counts now
+LIVE = 'local _, l = next(skynet.call(".clusterd", "lua", "listeners")) return l.live'
+
+
+def pair(ctx, caller="", callee="", extra="", callee_node=""):
     p1, p2 = free_port(), free_port()
     cf = ctx.cluster_file({"n1": p1, "n2": p2}, extra)
     a = ctx.ctl_node("n1", cf, cluster=caller)
-    b = ctx.ctl_node("n2", cf, cluster=callee)
+    b = ctx.ctl_node("n2", cf, cluster=callee, node=callee_node)
     handle = b.eval1(SETUP_CALLEE)
     b.eval('cluster.open("n2")')
     a.port2 = p2
@@ -114,7 +118,8 @@ def test_sigstopped_peer_is_declared_down_and_comes_back(ctx):
 
 def test_authenticated_nodes_talk(ctx):
     secret = ctx.write("secret", "correct horse battery staple 42")
-    a, b, _ = pair(ctx, caller=f"secret_file = {secret}", callee=f"secret_file = {secret}")
+    a, b, _ = pair(ctx, caller=f"secret_file = {secret}", callee=f"secret_file = {secret}",
+                   callee_node="loglevel = debug")  # a link's success is logged at debug level
     check(a.eval1('return cluster.call("n2", "@probe", "echo", "authed")') == "authed", "call works")
     b.wait_log(r"node n1 authenticated")
     a.eval('cluster.send("n2", "@probe", "record", "p")')
@@ -209,20 +214,37 @@ def test_plain_peers_may_skip_authentication(ctx):
     check(a.eval1('return cluster.call("n2", "@probe", "echo", "plain")') == "plain", "allowed")
 
 
-def test_default_exposure_hides_internal_services_and_local_names(ctx):
+def test_default_exposure_serves_skynet_usage_and_hides_internal_services(ctx):
+    # a fresh config: Skynet's documented usage works (.name, proxy of .name, handles, @names)
     a, b, handle = pair(ctx)
-    launcher = b.eval1('return skynet.localname(".launcher")')
-    clusterd = b.eval1('return skynet.localname(".clusterd")')
-    for target in (launcher, clusterd):
-        err = a.eval1(f'return select(2, pcall(cluster.call, "n2", {target}, "LIST"))')
-        check("call failed" in err and "not exposed" in err, err)
-    err = a.eval1('return select(2, pcall(cluster.call, "n2", ".launcher", "LIST"))')
-    check("not exposed" in err, err)
-    err = a.eval1('return select(2, pcall(cluster.call, "n2", ".probe", "echo", 1))')
-    check("not exposed" in err, err)
-    # registered names and handles of ordinary services are callable
+    check(a.eval1('return cluster.call("n2", ".probe", "echo", "dot")') == "dot", ".name")
+    r = a.eval('local p = cluster.proxy("n2", ".probe") return skynet.call(p, "lua", "echo", "px"), '
+               'skynet.call(cluster.proxy("n2.probe"), "lua", "echo", "py")')
+    check(r == ["px", "py"], r)
     check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "@name")
     check(a.eval1(f'return cluster.call("n2", {handle}, "echo", 2)') == 2, "handle of a user service")
+    check(a.eval1(f'return cluster.call("n2", ":{handle:08x}", "echo", 3)') == 3, ":hex")
+    # node-internal services stay out of reach by name and by handle
+    launcher = b.eval1('return skynet.localname(".launcher")')
+    clusterd = b.eval1('return skynet.localname(".clusterd")')
+    for target in (launcher, clusterd, '".launcher"', '".clusterd"', '".service"'):
+        err = a.eval1(f'return select(2, pcall(cluster.call, "n2", {target}, "LIST"))')
+        check("call failed" in err and "not exposed" in err and "node-internal" in err, err)
+    err = a.eval1('return select(2, pcall(skynet.call, cluster.proxy("n2", ".launcher"), "lua", "LIST"))')
+    check("not exposed" in err, err)
+    err = a.eval1('return select(2, pcall(cluster.call, "n2", ".nosuch", "echo", 1))')
+    check("call failed" in err and "Invalid name .nosuch" in err, err)
+
+
+def test_expose_registered_hides_local_names(ctx):
+    a, b, handle = pair(ctx, callee="expose = registered")
+    err = a.eval1('return select(2, pcall(cluster.call, "n2", ".probe", "echo", 1))')
+    check("not exposed" in err and "node-local name" in err, err)
+    check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "@name")
+    check(a.eval1(f'return cluster.call("n2", {handle}, "echo", 2)') == 2, "handle of a user service")
+    launcher = b.eval1('return skynet.localname(".launcher")')
+    err = a.eval1(f'return select(2, pcall(cluster.call, "n2", {launcher}, "LIST"))')
+    check("not exposed" in err, err)
 
 
 def test_expose_names_allows_only_registered_names(ctx):
@@ -315,15 +337,20 @@ def test_cap_max_pending_per_link(ctx):
     b.wait_log(r"cap max_pending \(5\) reached")
 
 
-def test_cap_maxclient_inbound_connections(ctx):
+def test_cap_maxclient_counts_live_links_and_refuses_beyond_them(ctx):
     a, b, _ = pair(ctx, callee="maxclient = 2")
-    socks = [socket.create_connection(("127.0.0.1", a.port2)) for _ in range(2)]
-    time.sleep(0.3)
+    links = []
+    for i in range(2):  # two established links: each sent a frame and got its answer
+        s = socket.create_connection(("127.0.0.1", a.port2))
+        s.sendall(frame(b"\x00" + struct.pack("<II", 0, 1) + b"junk"))
+        check(read_replies(s, 1), "answered")
+        links.append(s)
     extra = socket.create_connection(("127.0.0.1", a.port2))
     extra.settimeout(5)
     check(extra.recv(10) == b"", "the third link is closed at once")
-    b.wait_log(r"gate: maxclient 2 reached")
-    for s in socks + [extra]:
-        s.close()
-    time.sleep(0.3)
-    check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "works once links are gone")
+    extra.close()
+    b.wait_log(r"cluster listener 127\.0\.0\.1:\d+: 1 connection\(s\) refused at maxclient 2")
+    links.pop().close()  # the slot comes back as soon as the socket closes
+    wait_for(lambda: b.eval1(LIVE) == 1, what="the closed link's slot back")
+    check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "a slot came back")
+    links.pop().close()

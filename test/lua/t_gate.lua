@@ -28,7 +28,10 @@ local function open_gate(maxclient)
 	local gate = skynet.newservice("gate")
 	events = {}
 	current_gate = gate
-	local port = skynet.call(gate, "lua", "open", { address = "127.0.0.1", port = 0, maxclient = maxclient })
+	local address, port = skynet.call(gate, "lua", "open",
+		{ address = "127.0.0.1", port = 0, maxclient = maxclient })
+	T.eq(address, "127.0.0.1", "open answers address and port, as Skynet's gate")
+	T.ok(port > 0, "the real port for port 0")
 	return gate, port
 end
 
@@ -104,8 +107,20 @@ T.case("maxclient_closes_excess_connections", function()
 	T.eq(socket.read(c), false, "the third connection is closed by the gate")
 	T.eq(#events, 2, "no open event for it")
 	T.eq(skynet.call(gate, "lua", "info").clients, 2)
-	local log = io.open(skynet.getenv("test_tmp") .. "/node.log"):read("*a")
-	T.ok(log:find("gate: maxclient 2 reached", 1, true), "logged")
+	local function read_log()
+		return io.open(skynet.getenv("test_tmp") .. "/node.log"):read("*a")
+	end
+	T.ok(read_log():find("gate: maxclient 2 reached", 1, true), "logged")
+	for _ = 1, 10 do -- a burst of refusals is logged as a count, not a line each
+		local x = assert(socket.open("127.0.0.1", port))
+		T.eq(socket.read(x), false)
+		socket.close(x)
+	end
+	T.wait_until(function()
+		return read_log():find("more connection(s) in 1 s", 1, true)
+	end, 5, "the summary line")
+	local _, lines = read_log():gsub("gate: maxclient 2 reached", "")
+	T.ok(lines < 11, "fewer lines than refused connections: " .. lines)
 	socket.close(a)
 	socket.close(b)
 	socket.close(c)

@@ -1,0 +1,2 @@
+-- Skynet's legacy module name for skynet.sharedata.
+return require "skynet.sharedata"

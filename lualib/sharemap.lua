@@ -1,0 +1,2 @@
+-- Skynet's legacy module name for skynet.sharemap.
+return require "skynet.sharemap"

@@ -1,0 +1,24 @@
+-- lib_slave: answers "ping"(ticks, text) after sleeping, raises on "fail", exits on "exit"
+-- (skynet.request/select and skynet.queue tests).
+local skynet = require "skynet"
+
+local CMD = {}
+
+function CMD.ping(ti, text)
+	skynet.sleep(ti)
+	return text
+end
+
+function CMD.fail()
+	error "slave failure"
+end
+
+function CMD.exit()
+	skynet.exit()
+end
+
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd, ...)
+		skynet.retpack(CMD[cmd](...))
+	end)
+end)

@@ -1,0 +1,19 @@
+-- A service of t_sproto: uses a schema another service put in a sprotoloader slot.
+local skynet = require "skynet"
+local loader = require "sprotoloader"
+
+local CMD = {}
+
+function CMD.pencode(index, typename, value)
+	return loader.load(index):pencode(typename, value)
+end
+
+function CMD.pointer(index)
+	return tostring(loader.load(index).__cobj)
+end
+
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd, ...)
+		skynet.retpack(CMD[cmd](...))
+	end)
+end)
