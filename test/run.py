@@ -4,7 +4,7 @@
 Phases (each announced with "== phase NAME: N to run"; every PASS/FAIL line ends with the running
 count so far):
   lint     luacheck over the Lua files; clang-format --dry-run over the C files (.clang-format);
-           no function in daemon/ over 80 lines
+           no function in daemon/ over 80 lines; Lua bindings named l_*
   unit     Check binaries <build>/unit/test_* (C parts, spec vectors)
   lua      test/lua/t_*.lua: each is the start service of a real node; cases report
            "TEST PASS name" / "TEST FAIL name reason" lines in the node's log
@@ -82,6 +82,7 @@ def run_lint():
     report(p.returncode == 0, "lint/luacheck", p.stdout[-4000:])
     run_clang_format()
     run_function_length()
+    run_binding_names()
 
 
 def c_sources():
@@ -112,6 +113,19 @@ def run_function_length():
                 start = None
     report(not long, "lint/function-length",
            f"functions over {MAX_FUNCTION_LINES} lines: " + ", ".join(long))
+
+
+def run_binding_names():
+    """One naming style for Lua bindings: a file's own (static) function registered in a module
+    table ({"name", func}) is called l_<something>; shared ones keep their subsystem prefix."""
+    bad = []
+    for path in glob.glob(os.path.join(ROOT, "daemon", "lua", "*.c")):
+        text = open(path).read()
+        static = set(re.findall(r"^static int (\w+)\(lua_State \*L\)", text, re.M))
+        for func in re.findall(r'\{"\w+",\s*(\w+)\}', text):
+            if func in static and not func.startswith("l_"):
+                bad.append(f"{os.path.relpath(path, ROOT)}: {func}")
+    report(not bad, "lint/binding-names", "Lua bindings not named l_*: " + ", ".join(bad))
 
 
 def run_clang_format():
@@ -220,7 +234,7 @@ def main():
     phases = args.phase or ["lint", "unit", "lua", "cluster"]
     print(f"skyjet tests: {binary} ({args.build})", flush=True)
     if "lint" in phases:
-        phase("lint", 3, "checks")
+        phase("lint", 4, "checks")
         run_lint()
     if "unit" in phases:
         run_unit(os.path.join(ROOT, args.build), args.only)

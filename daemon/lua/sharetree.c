@@ -860,7 +860,7 @@ static void push_value(lua_State *L, int pidx, int kidx, struct st_view pv,
     }
 }
 
-static int mm_index(lua_State *L)
+static int l_index(lua_State *L)
 {
     struct st_view pv = proxy_checked(L, 1);
     struct st_key k;
@@ -870,7 +870,7 @@ static int mm_index(lua_State *L)
     return 1;
 }
 
-static int mm_newindex(lua_State *L)
+static int l_newindex(lua_State *L)
 {
     check_proxy(L, 1);
     push_path(L, 1);
@@ -918,7 +918,7 @@ static int l_next(lua_State *L)
     return 0;
 }
 
-static int mm_pairs(lua_State *L)
+static int l_pairs(lua_State *L)
 {
     check_proxy(L, 1);
     lua_pushvalue(L, lua_upvalueindex(2));
@@ -940,7 +940,7 @@ static int ipairs_step(lua_State *L)
     return 2;
 }
 
-static int mm_ipairs(lua_State *L)
+static int l_ipairs(lua_State *L)
 {
     check_proxy(L, 1);
     lua_pushcfunction(L, ipairs_step);
@@ -1119,8 +1119,8 @@ static void install_compat(lua_State *L)
 int luaopen_skynet_sharetree(lua_State *L)
 {
     static const luaL_Reg meta[] = {
-        {"__index", mm_index}, {"__newindex", mm_newindex}, {"__len", l_len},
-        {"__pairs", mm_pairs}, {"__ipairs", mm_ipairs},     {NULL, NULL},
+        {"__index", l_index}, {"__newindex", l_newindex}, {"__len", l_len},
+        {"__pairs", l_pairs}, {"__ipairs", l_ipairs},     {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {
         {"publish", l_publish}, {"delete", l_delete},   {"names", l_names},     {"size", l_size},
