@@ -131,8 +131,9 @@ T.case("handler_error_is_logged_with_skynet_header", function()
 	pcall(skynet.call, p, "lua", "fail", "logged-boom")
 	skynet.sleep(1)
 	local log = io.open(skynet.getenv("test_tmp") .. "/node.log"):read("*a")
-	T.ok(log:find(string.format("lua call %%[%x to :%x : %%d+ msgsz = %%d+%%] error : .-logged%%-boom",
+	T.ok(log:find(string.format("lua call %%[%x to :%x : %%d+ msgsz = %%d+%%] error : [^\n]-logged%%-boom",
 		skynet.self(), p)), "handler error line")
+	T.ok(not log:find("\27", 1, true), "no colour codes in a log file")
 	skynet.kill(p)
 end)
 
