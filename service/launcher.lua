@@ -176,4 +176,4 @@ skynet.register_protocol {
 }
 
 skynet.start(function() end)
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal()
