@@ -30,7 +30,7 @@ local function start_node()
 	start("service manager", "service_mgr")
 	start_listener("console", "debug_console")
 	start_listener("metrics", "metrics")
-	local cmdline = skynet.getenv "start" or "main"
+	local cmdline = skynet.getenv "start" -- config.c publishes its default
 	local args = {}
 	for word in cmdline:gmatch "%S+" do
 		args[#args + 1] = word

@@ -537,7 +537,7 @@ end
 
 -- [node] console_idle_timeout: a connection silent that long is closed (0 = never).
 local function watch_idle(id, from, state)
-	local idle = (tonumber(skynet.getenv "console_idle_timeout") or 0) * 100
+	local idle = tonumber(skynet.getenv "console_idle_timeout") * 100
 	if idle <= 0 then
 		return
 	end
@@ -623,7 +623,7 @@ skynet.start(function()
 	if not lid then
 		return skynet.exit()
 	end
-	socket.accept_limit(lid, tonumber(skynet.getenv "console_maxconn") or 0)
+	socket.accept_limit(lid, tonumber(skynet.getenv "console_maxconn"))
 	socket.start(lid, function(id, from)
 		-- debug, not info: a connection churn must not flood the log (the listener already
 		-- summarises refused connections once a second)

@@ -276,7 +276,7 @@ skynet.start(function()
 	if not lid then
 		return skynet.exit()
 	end
-	socket.accept_limit(lid, tonumber(skynet.getenv "metrics_maxconn") or 0)
+	socket.accept_limit(lid, tonumber(skynet.getenv "metrics_maxconn"))
 	socket.start(lid, function(id)
 		skynet.fork(serve, id)
 	end)
