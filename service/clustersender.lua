@@ -207,7 +207,7 @@ function CMD.req(addr, msg, sz, timeout)
 	local t0 = skynet.hpc()
 	local result
 	if skynet.tracetag() then
-		ok, result = pcall(send_trace)
+		pcall(send_trace)
 	end
 	ok, result = pcall(channel.request, channel, request, s, padding, timeout)
 	if not ok then

@@ -239,7 +239,7 @@ function CMD.info()
 end
 
 skynet.start(function()
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal()
 	skynet.dispatch("lua", function(_, source, cmd, ...)
 		local f = assert(CMD[cmd], "gate: unknown command")
 		skynet.retpack(f(source, ...))

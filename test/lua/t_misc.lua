@@ -57,7 +57,7 @@ T.case("register_protocol_and_dispatch", function()
 		end,
 		unpack = skynet.tostring,
 	}
-	local prev = skynet.dispatch("t_misc_proto", function(session, source, text)
+	local prev = skynet.dispatch("t_misc_proto", function(_, _, text)
 		skynet.ret(text:upper())
 	end)
 	T.eq(prev, nil)
@@ -68,7 +68,7 @@ end)
 
 T.case("unknown_request_and_response_handlers", function()
 	local seen
-	local prev = skynet.dispatch_unknown_request(function(session, source, msg, sz, proto)
+	local prev = skynet.dispatch_unknown_request(function(_, _, _, _, proto)
 		seen = proto
 	end)
 	T.ok(type(prev) == "function")
