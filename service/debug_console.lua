@@ -335,8 +335,11 @@ local function ask(addr, proto, ...)
 		fail("%s is not a Lua service", skynet.address(h))
 	end
 	local token, r, args = {}, nil, { n = select("#", ...), ... }
+	local function keep(...)
+		r = { n = select("#", ...), ... }
+	end
 	skynet.fork(function()
-		r = { pcall(skynet.call, h, proto, unpack(args, 1, args.n)) }
+		keep(pcall(skynet.call, h, proto, unpack(args, 1, args.n)))
 		skynet.wakeup(token)
 	end)
 	skynet.sleep(3 * ASK_TICKS, token)
@@ -345,7 +348,7 @@ local function ask(addr, proto, ...)
 	elseif not r[1] then
 		fail("%s: %s", skynet.address(h), tostring(r[2]))
 	end
-	return unpack(r, 2, table.maxn(r))
+	return unpack(r, 2, r.n)
 end
 
 HELP.exit = "exit ADDR: ask a Lua service to exit (debug EXIT)"
@@ -422,11 +425,16 @@ local function call_args(text)
 	if not f then
 		fail("invalid arguments: %s", err)
 	end
-	local r = { pcall(setfenv(f, {})) }
-	if not r[1] then
-		fail("invalid arguments: %s", tostring(r[2]))
+	-- counted with select("#"), not table.maxn: trailing nils are arguments too (Skynet's table.pack)
+	local r = { n = 0 }
+	local function keep(ok, ...)
+		if not ok then
+			fail("invalid arguments: %s", tostring((...)))
+		end
+		r = { n = select("#", ...), ... }
 	end
-	return { n = table.maxn(r) - 1, unpack(r, 2, table.maxn(r)) }
+	keep(pcall(setfenv(f, {})))
+	return r
 end
 
 HELP.call = "call ADDR ARGS: skynet.call(ADDR, \"lua\", ARGS), ARGS a Lua expression list"
