@@ -178,7 +178,8 @@ static void bench_pingpong(double seconds)
     close(srv.listen_fd);
     qsort(lat, n, sizeof *lat, cmp_double);
     printf("BENCH name=loopback_pingpong value=%.0f unit=rt/s p50_us=%.1f p90_us=%.1f p99_us=%.1f "
-           "p999_us=%.1f\n", (double)n / elapsed, percentile(lat, n, 0.50), percentile(lat, n, 0.90),
+           "p999_us=%.1f\n",
+           (double)n / elapsed, percentile(lat, n, 0.50), percentile(lat, n, 0.90),
            percentile(lat, n, 0.99), percentile(lat, n, 0.999));
     free(lat);
 }
@@ -317,8 +318,10 @@ int main(int argc, char **argv)
             conns = atoi(optarg);
             break;
         default:
-            fprintf(stderr, "usage: %s [-p ping_seconds] [-b bulk_seconds] [-n bulk_max_bytes] [-c conns]\n",
-                    argv[0]);
+            fprintf(
+                stderr,
+                "usage: %s [-p ping_seconds] [-b bulk_seconds] [-n bulk_max_bytes] [-c conns]\n",
+                argv[0]);
             return 2;
         }
     }
