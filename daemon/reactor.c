@@ -2,9 +2,10 @@
  * socket table and every fd's life (open, read, accept, connect, close); other threads read only
  * `state` and push commands under r->lock (command queue, free-id FIFO, run state), never held
  * across a blocking call or a deliver. Direct writes: a worker's reactor_send writes a TCP socket
- * itself when nothing of it is queued or in flight, under the socket's wlock (which the reactor
- * takes to close the fd; the write never blocks); what does not go out at once is queued behind,
- * still under wlock, so order holds. Bytes given to reactor_send are the reactor's until written
+ * itself when nothing of it is queued or in flight and the reactor has run since its last direct
+ * write (so a burst is still coalesced by the reactor), under the socket's wlock (which the
+ * reactor takes to close the fd; the write never blocks); what does not go out at once is queued
+ * behind, still under wlock, so order holds. Bytes given to reactor_send are the reactor's until written
  * or dropped. Hostile peers:
  * EOF half-closes (writes go on until the owner closes), unsent output is capped, listeners have
  * caps and the last fds are kept from the one flooding, refusals are logged once a second. */
@@ -98,6 +99,7 @@ struct sock {
     pthread_mutex_t wlock;
     int inflight;
     char busy;
+    unsigned direct_turn; /* r->turn at this socket's last direct write */
     struct event *ev_read, *ev_write, *ev_retry;
     struct wqueue out[2]; /* [0] normal, [1] low priority */
     size_t pending;       /* bytes queued in out[] */
@@ -192,6 +194,7 @@ struct reactor {
     struct event *report_ev;
     char report_on;
 
+    atomic_uint turn; /* bumped by the reactor on each wake-up, read and write event */
     atomic_int n_sockets;
     _Atomic uint64_t bytes_in, bytes_out, writes, reads;
 };
@@ -206,6 +209,8 @@ static int udp_write(struct reactor *r, struct sock *s);
 static void udp_read(struct reactor *r, struct sock *s);
 static void cmd_udp_add(struct reactor *r, struct cmd *c);
 static void sock_connect_next(struct reactor *r, struct sock *s, int err);
+
+static void turn_next(struct reactor *r) { atomic_fetch_add_explicit(&r->turn, 1, memory_order_relaxed); }
 
 static void stat_add(_Atomic uint64_t *counter, uint64_t n)
 {
@@ -816,6 +821,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct sock *s = arg;
     struct reactor *r = s->r;
+    turn_next(r);
     if (sock_state(s) != S_CONNECTING) {
         sock_output(r, s);
         return;
@@ -851,6 +857,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct sock *s = arg;
     struct reactor *r = s->r;
+    turn_next(r);
     if (s->udp) {
         udp_read(r, s);
         return;
@@ -1200,6 +1207,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct reactor *r = arg;
     uint64_t n;
+    turn_next(r);
     if (read(r->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
         log_write(0, LOG_ERROR, "reactor: eventfd read: %s", strerror(errno));
     pthread_mutex_lock(&r->lock);
@@ -1426,6 +1434,7 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
         s->rsize = READ_START;
         s->from = -1;
         s->r = r;
+        s->direct_turn = (unsigned)-1;
         pthread_mutex_init(&s->wlock, NULL);
         r->free_ids[i] = i;
     }
@@ -1665,8 +1674,10 @@ static int send_queue(struct reactor *r, int type, int id, void *data, size_t si
     struct sock *s = &r->slots[id];
     struct cmd c = {.type = type, .id = id, .size = size, .ptr = data};
     pthread_mutex_lock(&s->wlock);
+    unsigned turn = atomic_load_explicit(&r->turn, memory_order_relaxed);
     if (type == C_SEND && s->fd >= 0 && !s->udp && !s->inflight && !s->busy &&
-        atomic_load(&s->state) == S_OPEN) {
+        s->direct_turn != turn && atomic_load(&s->state) == S_OPEN) {
+        s->direct_turn = turn; /* the next send in this reactor turn queues: one sendmsg */
         c.offset = direct_write(r, s, data, size);
         if (c.offset == size) {
             pthread_mutex_unlock(&s->wlock);
