@@ -1,9 +1,14 @@
-/* reactor: the socket thread. It alone owns the libevent event_base, the DNS resolver, every
- * socket fd and the socket table (other threads read only `state`); they push commands under
- * one mutex (r->lock: command queue, free-id FIFO, run state), never held across a syscall or a
- * deliver. Bytes given to reactor_send are the reactor's until written or dropped. Hostile peers:
- * EOF half-closes (writes go on until the owner closes), unsent output is capped, listeners have
- * caps and the last fds are kept from the one flooding, refusals are logged once a second. */
+/* reactor: the socket thread. It alone owns the libevent event_base, the DNS resolver, the
+ * socket table and every fd's life (open, read, accept, connect, close); other threads read only
+ * `state` and push commands under r->lock (command queue, free-id FIFO, run state), never held
+ * across a blocking call or a deliver. Direct writes: a worker's reactor_send writes a TCP socket
+ * itself when nothing of it is queued or in flight and the reactor has run since its last direct
+ * write (so a burst is still coalesced by the reactor), under the socket's wlock (which the
+ * reactor takes to close the fd; the write never blocks); what does not go out at once is queued
+ * behind, still under wlock, so order holds. Bytes given to reactor_send are the reactor's until
+ * written or dropped. Hostile peers: EOF half-closes (writes go on until the owner closes), unsent
+ * output is capped, listeners have caps and the last fds are kept from the one flooding, refusals
+ * are logged once a second. */
 #include "reactor.h"
 
 #include "log.h"
@@ -88,6 +93,13 @@ struct sock {
     int max_conn, nconn; /* listener: cap on live accepted sockets (0 = none), how many live */
     unsigned refused_cap, refused_room, errors; /* listener: since the last report */
     int last_error;
+    /* Guarded by wlock (taken by workers in reactor_send and by the reactor to change fd):
+     * inflight = this slot's send/close commands queued and not yet run, busy = the reactor
+     * holds output for it. A worker writes directly only when both are 0 and state is OPEN. */
+    pthread_mutex_t wlock;
+    int inflight;
+    char busy;
+    unsigned direct_turn; /* r->turn at this socket's last direct write */
     struct event *ev_read, *ev_write, *ev_retry;
     struct wqueue out[2]; /* [0] normal, [1] low priority */
     size_t pending;       /* bytes queued in out[] */
@@ -124,7 +136,9 @@ enum {
 struct cmd {
     int type, id, port;
     uint32_t owner;
+    char counted; /* pushed by sock_push: counted in the slot's inflight */
     size_t size;
+    size_t offset;     /* C_SEND*: bytes of data a direct write already sent */
     void *ptr;         /* C_SEND*: data; C_CONNECT: host (malloc'd); C_LISTEN: struct listen_req;
                         * C_UDP_CONNECT: struct udp_to */
     struct udp_to *to; /* C_SEND to a UDP address (malloc'd) */
@@ -180,6 +194,7 @@ struct reactor {
     struct event *report_ev;
     char report_on;
 
+    atomic_uint turn; /* bumped by the reactor on each wake-up, read and write event */
     atomic_int n_sockets;
     _Atomic uint64_t bytes_in, bytes_out, writes, reads;
 };
@@ -194,6 +209,11 @@ static int udp_write(struct reactor *r, struct sock *s);
 static void udp_read(struct reactor *r, struct sock *s);
 static void cmd_udp_add(struct reactor *r, struct cmd *c);
 static void sock_connect_next(struct reactor *r, struct sock *s, int err);
+
+static void turn_next(struct reactor *r)
+{
+    atomic_fetch_add_explicit(&r->turn, 1, memory_order_relaxed);
+}
 
 static void stat_add(_Atomic uint64_t *counter, uint64_t n)
 {
@@ -422,7 +442,9 @@ static int sock_attach(struct reactor *r, struct sock *s, int fd, int listener)
         close(fd);
         return -1;
     }
+    pthread_mutex_lock(&s->wlock);
     s->fd = fd;
+    pthread_mutex_unlock(&s->wlock);
     atomic_fetch_add(&r->n_sockets, 1);
     return 0;
 }
@@ -437,8 +459,11 @@ static void sock_detach(struct reactor *r, struct sock *s)
         event_free(s->ev_retry);
     s->ev_read = s->ev_write = s->ev_retry = NULL;
     s->read_on = s->write_on = 0;
+    pthread_mutex_lock(&s->wlock); /* no worker is writing to it from here on */
     close(s->fd);
     s->fd = -1;
+    s->busy = 0;
+    pthread_mutex_unlock(&s->wlock);
     atomic_fetch_sub(&r->n_sockets, 1);
 }
 
@@ -459,6 +484,13 @@ static void listener_forget(struct reactor *r, struct sock *s)
     }
     s->nconn = s->max_conn = 0;
     s->refused_cap = s->refused_room = s->errors = 0;
+}
+
+static void sock_set_busy(struct sock *s, int busy)
+{
+    pthread_mutex_lock(&s->wlock);
+    s->busy = (char)busy;
+    pthread_mutex_unlock(&s->wlock);
 }
 
 /* Closes s now, drops its output, delivers `type` (REACTOR_CLOSE/ERROR; 0 = none) to its owner
@@ -499,6 +531,8 @@ static void sock_free(struct reactor *r, struct sock *s, int type, const char *r
     s->owner = 0;
     s->reading = s->dirty = s->silent = s->nodelay = s->eof = s->listener = s->udp = 0;
     s->pending = 0;
+    if (s->busy)
+        sock_set_busy(s, 0);
     s->warn_at = r->high_water;
     s->rsize = READ_START;
     pthread_mutex_lock(&r->lock);
@@ -619,6 +653,8 @@ static int sock_output(struct reactor *r, struct sock *s)
     if (sock_write(r, s) < 0 || sock_over_limit(r, s) < 0)
         return -1;
     ev_set(s->ev_write, &s->write_on, s->pending > 0);
+    if (s->pending == 0 && s->busy)
+        sock_set_busy(s, 0);
     sock_warn(r, s);
     if (sock_state(s) == S_CLOSING && s->pending == 0) {
         sock_free(r, s, REACTOR_CLOSE, NULL);
@@ -788,6 +824,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct sock *s = arg;
     struct reactor *r = s->r;
+    turn_next(r);
     if (sock_state(s) != S_CONNECTING) {
         sock_output(r, s);
         return;
@@ -823,6 +860,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct sock *s = arg;
     struct reactor *r = s->r;
+    turn_next(r);
     if (s->udp) {
         udp_read(r, s);
         return;
@@ -1044,13 +1082,15 @@ static void cmd_send(struct reactor *r, struct sock *s, struct cmd *c)
         return;
     }
     struct wqueue *q = &s->out[c->type == C_SEND_LOW];
-    *w = (struct wnode){NULL, c->ptr, c->size, 0, c->to};
+    *w = (struct wnode){NULL, c->ptr, c->size, c->offset, c->to};
     if (q->tail)
         q->tail->next = w;
     else
         q->head = w;
     q->tail = w;
-    s->pending += c->size;
+    if (s->pending == 0 && !s->busy)
+        sock_set_busy(s, 1);
+    s->pending += c->size - c->offset;
     if (s->dirty)
         return;
     if (r->ndirty < r->max) {
@@ -1079,7 +1119,7 @@ static void cmd_close(struct reactor *r, struct sock *s, uint32_t owner, int now
         sock_output(r, s); /* closes at once if everything goes out */
 }
 
-static void cmd_run(struct reactor *r, struct cmd *c)
+static void cmd_exec(struct reactor *r, struct cmd *c)
 {
     struct sock *s = NULL;
     if (c->id >= 0 && c->id < r->max && r->slots[c->id].live)
@@ -1150,6 +1190,19 @@ static void cmd_run(struct reactor *r, struct cmd *c)
     }
 }
 
+/* Runs c; then, if a worker counted it, uncounts it: only after a send's data is queued (busy
+ * set), so no direct write can overtake it. */
+static void cmd_run(struct reactor *r, struct cmd *c)
+{
+    cmd_exec(r, c);
+    if (c->counted) {
+        struct sock *s = &r->slots[c->id];
+        pthread_mutex_lock(&s->wlock);
+        s->inflight--;
+        pthread_mutex_unlock(&s->wlock);
+    }
+}
+
 /* The eventfd fired: take the whole queue, run it, then write each socket that got data once,
  * so a burst of small sends becomes one writev. Reading the eventfd before taking the queue
  * means a push that lands after the swap always finds it empty and wakes us again. */
@@ -1157,6 +1210,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct reactor *r = arg;
     uint64_t n;
+    turn_next(r);
     if (read(r->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
         log_write(0, LOG_ERROR, "reactor: eventfd read: %s", strerror(errno));
     pthread_mutex_lock(&r->lock);
@@ -1340,6 +1394,8 @@ static void reactor_free(struct reactor *r)
     pthread_mutex_destroy(&r->lock);
     free(r->q.items);
     free(r->work.items);
+    for (int i = 0; r->slots && i < r->max; i++)
+        pthread_mutex_destroy(&r->slots[i].wlock);
     free(r->slots);
     free(r->free_ids);
     free(r->live_ids);
@@ -1381,6 +1437,8 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
         s->rsize = READ_START;
         s->from = -1;
         s->r = r;
+        s->direct_turn = (unsigned)-1;
+        pthread_mutex_init(&s->wlock, NULL);
         r->free_ids[i] = i;
     }
     r->free_count = r->max;
@@ -1509,6 +1567,44 @@ static int push_id(struct reactor *r, int type, uint32_t owner, int id)
     return cmd_push(r, &c);
 }
 
+/* Queues c for s, counted in s->inflight; the caller holds s->wlock, so no direct write can
+ * come between what is already queued and c. Returns queue_locked's answer. */
+static int sock_push_locked(struct reactor *r, struct sock *s, struct cmd *c)
+{
+    c->counted = 1;
+    pthread_mutex_lock(&r->lock);
+    int rc = queue_locked(r, c);
+    pthread_mutex_unlock(&r->lock);
+    if (rc >= 0)
+        s->inflight++;
+    return rc;
+}
+
+/* After sock_push_locked, with wlock released: drops c if it was refused, else wakes. */
+static int sock_push_done(struct reactor *r, struct cmd *c, int rc)
+{
+    if (rc < 0) {
+        cmd_drop(c);
+        return -1;
+    }
+    if (rc == 1)
+        wake(r);
+    return 0;
+}
+
+/* A close or shutdown, ordered with the socket's sends: a direct write after it waits for it. */
+static int push_ordered(struct reactor *r, int type, uint32_t owner, int id)
+{
+    if (id < 0 || id >= r->max)
+        return -1;
+    struct sock *s = &r->slots[id];
+    struct cmd c = {.type = type, .id = id, .owner = owner};
+    pthread_mutex_lock(&s->wlock);
+    int rc = sock_push_locked(r, s, &c);
+    pthread_mutex_unlock(&s->wlock);
+    return sock_push_done(r, &c, rc);
+}
+
 int reactor_resume(struct reactor *r, uint32_t owner, int id)
 {
     return push_id(r, C_RESUME, owner, id);
@@ -1521,12 +1617,12 @@ int reactor_pause(struct reactor *r, uint32_t owner, int id)
 
 int reactor_close(struct reactor *r, uint32_t owner, int id)
 {
-    return push_id(r, C_CLOSE, owner, id);
+    return push_ordered(r, C_CLOSE, owner, id);
 }
 
 int reactor_shutdown(struct reactor *r, uint32_t owner, int id)
 {
-    return push_id(r, C_SHUTDOWN, owner, id);
+    return push_ordered(r, C_SHUTDOWN, owner, id);
 }
 
 int reactor_nodelay(struct reactor *r, int id) { return push_id(r, C_NODELAY, 0, id); }
@@ -1545,6 +1641,28 @@ void reactor_close_owner(struct reactor *r, uint32_t owner)
     cmd_push(r, &c);
 }
 
+/* The worker's own write to s (wlock held, fd open, nothing of s queued or in flight): as
+ * much as the kernel takes now, never waiting. An error is left for the reactor, whose write of
+ * the rest meets it again and closes the socket as usual. Returns the bytes written. */
+static size_t direct_write(struct reactor *r, struct sock *s, const char *data, size_t size)
+{
+    size_t done = 0;
+    while (done < size) {
+        size_t want = size - done;
+        ssize_t k = send(s->fd, data + done, want, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        stat_add(&r->writes, 1);
+        stat_add(&r->bytes_out, (uint64_t)k);
+        done += (size_t)k;
+        if ((size_t)k < want)
+            break; /* the kernel buffer is full */
+    }
+    return done;
+}
+
 static int send_queue(struct reactor *r, int type, int id, void *data, size_t size)
 {
     int st = id >= 0 && id < r->max ? atomic_load(&r->slots[id].state) : S_FREE;
@@ -1556,8 +1674,23 @@ static int send_queue(struct reactor *r, int type, int id, void *data, size_t si
         free(data);
         return 0;
     }
+    struct sock *s = &r->slots[id];
     struct cmd c = {.type = type, .id = id, .size = size, .ptr = data};
-    return cmd_push(r, &c);
+    pthread_mutex_lock(&s->wlock);
+    unsigned turn = atomic_load_explicit(&r->turn, memory_order_relaxed);
+    if (type == C_SEND && s->fd >= 0 && !s->udp && !s->inflight && !s->busy &&
+        s->direct_turn != turn && atomic_load(&s->state) == S_OPEN) {
+        s->direct_turn = turn; /* the next send in this reactor turn queues: one sendmsg */
+        c.offset = direct_write(r, s, data, size);
+        if (c.offset == size) {
+            pthread_mutex_unlock(&s->wlock);
+            free(data);
+            return 0;
+        }
+    }
+    int rc = sock_push_locked(r, s, &c);
+    pthread_mutex_unlock(&s->wlock);
+    return sock_push_done(r, &c, rc);
 }
 
 int reactor_send(struct reactor *r, int id, void *data, size_t size)

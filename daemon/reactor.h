@@ -1,9 +1,12 @@
-/* reactor: the one thread that owns every socket fd, built on a libevent event_base.
- * Other threads talk to it only through reactor_* commands (a locked command queue plus an
- * eventfd wake-up; no lock is held across a syscall). It answers with socket events delivered
- * through the deliver callback given at creation (main.c turns them into PTYPE_SOCKET messages
- * to the socket's owner service). Ownership: data handed to reactor_send belongs to the reactor;
- * the event's `data` buffer belongs to whoever receives the event. */
+/* reactor: the thread that owns every socket fd's life (open, read, accept, connect, close),
+ * built on a libevent event_base. Other threads talk to it through reactor_* commands (a locked
+ * command queue plus an eventfd wake-up; no lock is held across a blocking call), except that
+ * reactor_send writes a TCP socket directly from the caller's thread when nothing of that socket
+ * is queued (Skynet's direct write; at most once per reactor turn, so bursts stay coalesced)
+ * and queues only the rest. It answers with socket events
+ * delivered through the deliver callback given at creation (main.c turns them into PTYPE_SOCKET
+ * messages to the socket's owner service). Ownership: data handed to reactor_send belongs to
+ * the reactor; the event's `data` buffer belongs to whoever receives the event. */
 #ifndef SKYJET_REACTOR_H
 #define SKYJET_REACTOR_H
 
@@ -71,8 +74,13 @@ int reactor_connect(struct reactor *r, uint32_t owner, const char *host, int por
 int reactor_resume(struct reactor *r, uint32_t owner, int id);
 /* Stop reading (flow control) until the next reactor_resume. */
 int reactor_pause(struct reactor *r, uint32_t owner, int id);
-/* Queue bytes for sending; the reactor owns (and frees) data from now on, even on error.
- * Low priority data goes out only when the normal queue is empty and never splits a packet.
+/* Send bytes; the reactor owns (and frees) data from now on, even on error. reactor_send
+ * writes at once on the caller's thread when the socket is open, nothing of it is queued or in
+ * flight (no earlier send, close or shutdown still waiting for the reactor) and it was not
+ * written directly since the reactor's last wake-up or I/O event (a burst is left to the
+ * reactor, which coalesces it into one sendmsg); it queues whatever the kernel did not take.
+ * Order per socket is kept either way. Low priority data is
+ * always queued, goes out only when the normal queue is empty and never splits a packet.
  * Returns 0, or -1 if the id is not an open socket (data is freed). */
 int reactor_send(struct reactor *r, int id, void *data, size_t size);
 int reactor_send_low(struct reactor *r, int id, void *data, size_t size);

@@ -1,6 +1,7 @@
 -- bench: the helpers shared by the benchmark workloads in test/bench/ (a library module, found
 -- through [lua] lib_path). A workload is a start service: bench.main runs its body, and every
--- result is one log line "BENCH name=<name> value=<number> unit=<unit> [p50_us=.. p90_us p99_us p999_us]";
+-- result is one log line "BENCH name=<name> value=<number> unit=<unit> [p50_us=.. p90_us=..
+-- p99_us=.. p999_us=..]";
 -- then the node stops (skynet.abort). A body that raises logs "BENCH FAILED <error>" instead.
 local skynet = require "skynet"
 
@@ -64,9 +65,9 @@ end
 function bench.report(name, value, unit, lat)
 	local extra = ""
 	if lat and #lat > 0 then
-		local function us(q) return bench.percentile(lat, q) / 1e3 end
-		extra = string.format(" p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f",
-			us(0.50), us(0.90), us(0.99), us(0.999))
+		for _, q in ipairs { { "p50", 0.50 }, { "p90", 0.90 }, { "p99", 0.99 }, { "p999", 0.999 } } do
+			extra = extra .. string.format(" %s_us=%.1f", q[1], bench.percentile(lat, q[2]) / 1e3)
+		end
 	end
 	skynet.error(string.format("BENCH name=%s value=%.1f unit=%s%s", name, value, unit, extra))
 end

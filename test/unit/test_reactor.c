@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -781,6 +783,8 @@ START_TEST(test_low_priority_data_waits_for_normal_data_of_the_same_batch)
 }
 END_TEST
 
+/* A send queued (low priority data always is) makes the sends after it queue too (a direct
+ * write would overtake it); the reactor then writes the batch in few writes, low data last. */
 START_TEST(test_small_sends_in_one_batch_are_coalesced_into_few_writes)
 {
     enum { N = 1000 };
@@ -791,24 +795,195 @@ START_TEST(test_small_sends_in_one_batch_are_coalesced_into_few_writes)
     gate_wait_blocked();
     struct reactor_stats before, after;
     reactor_get_stats(R, &before);
+    ck_assert_int_eq(reactor_send_low(R, id, dup_bytes("L", 1), 1), 0);
     for (int i = 0; i < N; i++) {
         char msg[24];
         snprintf(msg, sizeof msg, "msg-%04d\n", i);
         ck_assert_int_eq(reactor_send(R, id, dup_bytes(msg, 9), 9), 0);
     }
     gate_open();
-    static char buf[N * 9];
+    static char buf[N * 9 + 1];
     read_all(peer, buf, sizeof buf);
     for (int i = 0; i < N; i++) {
         char msg[24];
         snprintf(msg, sizeof msg, "msg-%04d\n", i);
         ck_assert_mem_eq(buf + i * 9, msg, 9);
     }
+    ck_assert_int_eq(buf[N * 9], 'L');
     fence();
     reactor_get_stats(R, &after);
     ck_assert_msg(after.writes - before.writes <= 4, "%d sends took %llu writes", N,
                   (unsigned long long)(after.writes - before.writes));
     close(peer);
+    stop_reactor();
+}
+END_TEST
+
+/* ---- direct writes (a worker writes an idle socket itself) ---- */
+
+START_TEST(test_direct_write_goes_out_while_the_reactor_thread_is_busy)
+{
+    start_reactor(0, 0);
+    int peer, id = reactor_to_raw(OWNER_A, &peer, 0);
+    gate_close();
+    write_all(peer, "x", 1);
+    gate_wait_blocked(); /* the reactor thread is stuck in deliver from here on */
+    struct reactor_stats before, after;
+    reactor_get_stats(R, &before);
+    ck_assert_int_eq(reactor_send(R, id, dup_bytes("direct-1", 8), 8), 0);
+    /* The second send in the same reactor turn is left to the reactor (coalescing). */
+    ck_assert_int_eq(reactor_send(R, id, dup_bytes("queued-2", 8), 8), 0);
+    char buf[16];
+    read_all(peer, buf, 8);
+    ck_assert_mem_eq(buf, "direct-1", 8);
+    reactor_get_stats(R, &after);
+    ck_assert_uint_eq(after.writes - before.writes, 1);
+    ck_assert_uint_eq(after.bytes_out - before.bytes_out, 8);
+    gate_open();
+    read_all(peer, buf + 8, 8);
+    ck_assert_mem_eq(buf, "direct-1queued-2", 16);
+    close(peer);
+    stop_reactor();
+}
+END_TEST
+
+/* A direct write the kernel takes only part of queues the rest; later sends queue behind it
+ * (none is written directly while the reactor holds output) and the stream stays in order. */
+START_TEST(test_partial_direct_write_queues_the_rest_and_later_sends_keep_order)
+{
+    start_reactor(0, 0);
+    int peer, id = reactor_to_raw(OWNER_A, &peer, 64 * 1024);
+    gate_close();
+    write_all(peer, "x", 1);
+    gate_wait_blocked();
+    size_t at = 0;
+    ck_assert_int_eq(reactor_send(R, id, pattern(at, 8 * MIB), 8 * MIB), 0); /* too big */
+    at += 8 * MIB;
+    for (int i = 0; i < 100; i++, at += 7)
+        ck_assert_int_eq(reactor_send(R, id, pattern(at, 7), 7), 0);
+    ck_assert_int_eq(reactor_send(R, id, pattern(at, MIB), MIB), 0);
+    at += MIB;
+    /* The reactor thread is still blocked: only the direct write's part can be readable. */
+    struct pollfd p = {peer, POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, WAIT_MS), 1);
+    gate_open();
+    ck_assert_uint_eq(read_stream(peer, at, 1), at);
+    fence();
+    /* Drained: the socket is idle again, so this one goes out directly once more. */
+    ck_assert_int_eq(reactor_send(R, id, pattern(at, 5), 5), 0);
+    ck_assert_uint_eq(read_stream(peer, 5, 0), 5);
+    close(peer);
+    stop_reactor();
+}
+END_TEST
+
+struct stream_arg {
+    int id;
+    size_t total;
+};
+
+/* Sends pattern() in pieces of varying size (9 bytes to 256 KiB), so the socket keeps moving
+ * between idle (direct writes, some partial, some refused with EAGAIN) and queued. */
+static void *stream_sender(void *arg)
+{
+    struct stream_arg *a = arg;
+    size_t at = 0;
+    unsigned seed = 12345;
+    while (at < a->total) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = (seed >> 8) % 4 == 0 ? 9 : ((seed >> 12) % (256 * 1024)) + 1;
+        if (n > a->total - at)
+            n = a->total - at;
+        ck_assert_int_eq(reactor_send(R, a->id, pattern(at, n), n), 0);
+        at += n;
+    }
+    return NULL;
+}
+
+START_TEST(test_stream_through_full_buffers_mixes_direct_and_queued_writes_in_order)
+{
+    start_reactor(0, 0);
+    int peer, id = reactor_to_raw(OWNER_A, &peer, 32 * 1024);
+    struct stream_arg a = {id, 48 * MIB};
+    pthread_t th;
+    pthread_create(&th, NULL, stream_sender, &a);
+    ck_assert_uint_eq(read_stream(peer, a.total, 1), a.total); /* slow reader: 256 KiB a read */
+    pthread_join(th, NULL);
+    close(peer);
+    stop_reactor();
+}
+END_TEST
+
+/* A close asked after a send flushes it, and a send asked after the close is not written
+ * directly ahead of it: it is dropped, as before direct writes. */
+START_TEST(test_send_after_close_is_not_written_directly)
+{
+    start_reactor(0, 0);
+    int peer, id = reactor_to_raw(OWNER_A, &peer, 0);
+    gate_close();
+    write_all(peer, "x", 1);
+    gate_wait_blocked();
+    ck_assert_int_eq(reactor_send(R, id, dup_bytes("before", 6), 6), 0);
+    ck_assert_int_eq(reactor_close(R, OWNER_A, id), 0);
+    reactor_send(R, id, dup_bytes("after", 5), 5); /* still open: queued behind the close */
+    gate_open();
+    char buf[16];
+    ck_assert_uint_eq(read_stream(peer, sizeof buf, 0), 6);
+    tev_free(expect_event(REACTOR_CLOSE, id));
+    close(peer);
+    stop_reactor();
+}
+END_TEST
+
+struct race_arg {
+    int id;
+    _Atomic int sent, stop;
+};
+
+static void *race_sender(void *arg)
+{
+    struct race_arg *a = arg;
+    while (!atomic_load(&a->stop))
+        if (reactor_send(R, a->id, pattern(0, 100), 100) == 0)
+            atomic_fetch_add(&a->sent, 1);
+    return NULL;
+}
+
+/* Workers writing while the owner shuts the socket down and the peer goes away: the fd is
+ * closed only between two direct writes (never under one), later sends fail cleanly, and a new
+ * socket that takes a freed fd number gets none of the old socket's bytes. */
+START_TEST(test_close_racing_direct_writes_never_writes_a_reused_fd)
+{
+    start_reactor(0, 0);
+    for (int round = 0; round < 20; round++) {
+        int peer, id = reactor_to_raw(OWNER_A, &peer, 0);
+        struct race_arg a = {.id = id};
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, race_sender, &a);
+        while (atomic_load(&a.sent) < 50)
+            sched_yield();
+        if (round % 2)
+            reactor_shutdown(R, OWNER_A, id);
+        else
+            close(peer); /* the peer goes away: a write fails, the reactor closes it */
+        tev_free(expect_event(REACTOR_CLOSE, id));
+        int peer2, id2 = reactor_to_raw(OWNER_B, &peer2, 0); /* may reuse the fd number */
+        atomic_store(&a.stop, 1);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        ck_assert_int_eq(reactor_send(R, id, dup_bytes("z", 1), 1), -1);
+        ck_assert_int_eq(reactor_send(R, id2, dup_bytes("new", 3), 3), 0);
+        char buf[3];
+        read_all(peer2, buf, 3);
+        ck_assert_mem_eq(buf, "new", 3); /* nothing of the old socket came first */
+        reactor_shutdown(R, OWNER_B, id2);
+        tev_free(expect_event(REACTOR_CLOSE, id2));
+        close(peer2);
+        if (round % 2)
+            close(peer);
+        drop_events();
+    }
     stop_reactor();
 }
 END_TEST
@@ -886,6 +1061,19 @@ START_TEST(test_shutdown_drops_unsent_output_and_closes_at_once)
 }
 END_TEST
 
+/* The largest send buffer TCP autotuning may give a socket (tcp_wmem's maximum). */
+static size_t kernel_sndbuf_max(void)
+{
+    unsigned long lo = 0, def = 0, max = 4 * MIB;
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+    if (f) {
+        if (fscanf(f, "%lu %lu %lu", &lo, &def, &max) != 3)
+            max = 4 * MIB;
+        fclose(f);
+    }
+    return max;
+}
+
 START_TEST(test_output_past_the_limit_closes_the_socket)
 {
     output_limit = 2 * MIB;
@@ -898,7 +1086,9 @@ START_TEST(test_output_past_the_limit_closes_the_socket)
     ck_assert_str_eq(t->ev->text, "output limit exceeded");
     ck_assert_int_eq(t->ev->ud, 0);
     tev_free(t);
-    ck_assert_uint_lt(read_to_eof(peer, 1), 4 * MIB); /* the limit plus kernel buffers */
+    /* At most what the kernel buffers hold (direct writes fill the send buffer up to its
+     * autotuned maximum) plus the limit: far below the 64 MiB offered. */
+    ck_assert_uint_lt(read_to_eof(peer, 1), kernel_sndbuf_max() + 2 * MIB);
     ck_assert_int_eq(reactor_send(R, id, dup_bytes("a", 1), 1), -1);
     close(peer);
     stop_reactor();
@@ -1267,6 +1457,11 @@ static Suite *reactor_suite(const char *only)
     ADD(test_64mib_with_interleaved_low_sends_arrives_intact_and_framed);
     ADD(test_low_priority_data_waits_for_normal_data_of_the_same_batch);
     ADD(test_small_sends_in_one_batch_are_coalesced_into_few_writes);
+    ADD(test_direct_write_goes_out_while_the_reactor_thread_is_busy);
+    ADD(test_partial_direct_write_queues_the_rest_and_later_sends_keep_order);
+    ADD(test_stream_through_full_buffers_mixes_direct_and_queued_writes_in_order);
+    ADD(test_send_after_close_is_not_written_directly);
+    ADD(test_close_racing_direct_writes_never_writes_a_reused_fd);
     ADD(test_sends_queued_while_connecting_go_out_once_open);
     ADD(test_high_water_warning_then_drained_warning);
     ADD(test_close_flushes_pending_output_before_eof);
