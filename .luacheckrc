@@ -1,6 +1,7 @@
 -- luacheck configuration for skyjet's Lua (LuaJIT 2.1 / Lua 5.1).
 std = "luajit"
-unused = false
+-- unused variables, values and arguments are all checked: a handler that ignores some of Skynet's
+-- arguments (session, source, ...) names them `_`.
 globals = { "SERVICE_NAME", "SERVICE_PATH", "LUA_SERVICE", "LUA_PATH", "LUA_CPATH", "LUA_PRELOAD" }
 -- every service state gets table.pack/table.unpack (lualib/loader.lua) and the Lua 5.3/5.4
 -- library functions of daemon/lua/compat.c

@@ -11,8 +11,10 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 VERSION := 0.1.0
 OPT ?= -O2
+# -fvisibility=hidden: none of our names (log_write, timer_add, config_load...) is exported to the
+# Lua C modules a service loads; they bind to the Lua C API, which libluajit exports.
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -DSKYJET_VERSION=\"$(VERSION)\" -g -Wall -Wextra -Werror \
-	-Wno-unused-parameter -fno-strict-aliasing -Idaemon -Idaemon/lua $(PKG_CFLAGS)
+	-Wno-unused-parameter -fno-strict-aliasing -fvisibility=hidden -Idaemon -Idaemon/lua $(PKG_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread -lm -ldl
 
 # BUILD selects an output tree: build/ (normal) or build-asan/ (sanitizers).
@@ -21,7 +23,7 @@ ifeq ($(BUILD),build-asan)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 CFLAGS := $(CFLAGS_BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
-LDFLAGS := $(SAN) -rdynamic
+LDFLAGS := $(SAN)
 
 DAEMON_SRC := $(wildcard daemon/*.c daemon/lua/*.c)
 DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(DAEMON_SRC))
@@ -81,7 +83,7 @@ fuzz:
 	scripts/fuzz
 
 format:
-	clang-format -i daemon/*.c daemon/*.h daemon/lua/*.c daemon/lua/*.h test/unit/*.c
+	clang-format -i $(wildcard daemon/*.[ch] daemon/lua/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch] test/bench/*.[ch] test/tools/*.[ch])
 
 # The binary goes to $(PREFIX)/bin, lualib/, service/ and config/ to $(PREFIX)/share/skyjet (where
 # the binary looks for them), so `skyjet /etc/skyjet/game1.ini` runs from any folder. The systemd

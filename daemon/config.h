@@ -9,29 +9,29 @@
 
 /* The keys C reads; keys only Lua reads (through skynet.getenv) have no field. */
 struct node_config {
-    char *path;               /* the INI file, absolute */
-    char *name;               /* [node] name */
-    int threads;              /* [node] threads */
-    int profile;              /* [node] profile */
-    char *start;              /* [node] start: "service arg arg..." */
-    char *bootstrap;          /* [node] bootstrap: "snlua bootstrap" */
-    char *logfile;            /* [node] logfile (NULL = stderr) */
-    int loglevel;             /* [node] loglevel */
-    char *logtime;            /* [node] logtime: utc or local */
-    char *pidfile;            /* [node] daemon */
-    int shutdown_timeout_ms;  /* [node] shutdown_timeout */
-    int stuck_seconds;        /* [node] stuck_warning */
-    size_t socket_high_water; /* [node] socket_high_water */
+    char *path;                 /* the INI file, absolute */
+    char *name;                 /* [node] name */
+    int threads;                /* [node] threads */
+    int profile;                /* [node] profile */
+    char *start;                /* [node] start: "service arg arg..." */
+    char *bootstrap;            /* [node] bootstrap: "snlua bootstrap" */
+    char *logfile;              /* [node] logfile (NULL = stderr) */
+    int loglevel;               /* [node] loglevel */
+    char *logtime;              /* [node] logtime: utc or local */
+    char *pidfile;              /* [node] daemon */
+    int shutdown_timeout_ms;    /* [node] shutdown_timeout */
+    int stuck_seconds;          /* [node] stuck_warning */
+    size_t socket_high_water;   /* [node] socket_high_water */
     size_t socket_output_limit; /* [node] socket_output_limit (0 = none) */
-    char *console;            /* [node] console */
-    char *metrics;            /* [node] metrics */
-    char *service_path;       /* [lua] service_path, resolved, with the built-in path appended */
-    char *lib_path;           /* [lua] lib_path, resolved, with the built-in path appended */
-    char *cpath;              /* [lua] cpath, resolved */
-    char *preload;            /* [lua] preload */
-    char *jit;                /* [lua] jit: auto, on, off */
-    char *cluster_file;       /* [cluster] file, resolved */
-    char *secret_file;        /* [cluster] secret_file, resolved */
+    char *console;              /* [node] console */
+    char *metrics;              /* [node] metrics */
+    char *service_path;         /* [lua] service_path, resolved, with the built-in path appended */
+    char *lib_path;             /* [lua] lib_path, resolved, with the built-in path appended */
+    char *cpath;                /* [lua] cpath, resolved */
+    char *preload;              /* [lua] preload */
+    char *jit;                  /* [lua] jit: auto, on, off */
+    char *cluster_file;         /* [cluster] file, resolved */
+    char *secret_file;          /* [cluster] secret_file, resolved */
 };
 
 /* Load and validate. `root` is the folder holding lualib/ and service/ (built-in paths).

@@ -4,8 +4,8 @@
 #include "handle.h"
 
 #include <pthread.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct name_entry {
@@ -15,8 +15,8 @@ struct name_entry {
 
 static struct {
     pthread_rwlock_t lock;
-    uint32_t next;  /* next handle to try (low 24 bits) */
-    size_t cap;     /* power of two */
+    uint32_t next; /* next handle to try (low 24 bits) */
+    size_t cap;    /* power of two */
     size_t count;
     struct handle_obj **slot;
     struct name_entry *names;

@@ -5,8 +5,8 @@
 #ifndef SKYJET_HANDLE_H
 #define SKYJET_HANDLE_H
 
-#include <stddef.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct handle_obj {

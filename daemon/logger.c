@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int logger_cb(struct service *s, void *ud, int type, int session, uint32_t source,
-                     void *msg, size_t size)
+static int logger_cb(struct service *s, void *ud, int type, int session, uint32_t source, void *msg,
+                     size_t size)
 {
     (void)ud;
     if (type == PTYPE_TEXT) {
@@ -19,7 +19,8 @@ static int logger_cb(struct service *s, void *ud, int type, int session, uint32_
         char *text = malloc(sizeof why - 1);
         if (text)
             memcpy(text, why, sizeof why - 1);
-        service_send(service_handle(s), source, PTYPE_ERROR, session, text, text ? sizeof why - 1 : 0);
+        service_send(service_handle(s), source, PTYPE_ERROR, session, text,
+                     text ? sizeof why - 1 : 0);
     }
     return 0;
 }

@@ -36,8 +36,8 @@
 #define READ_MAX (1024 * 1024)
 #define ACCEPT_BATCH 64
 #define ACCEPT_BACKOFF_US 100000 /* pause accepting this long when out of fds */
-#define FD_RESERVE 64              /* fds a flooded listener may not take (at most 1/8 of them) */
-#define REPORT_SECONDS 1           /* refused connections are logged as one line per period */
+#define FD_RESERVE 64            /* fds a flooded listener may not take (at most 1/8 of them) */
+#define REPORT_SECONDS 1         /* refused connections are logged as one line per period */
 #ifdef IOV_MAX
 #define WRITE_IOVS IOV_MAX
 #else
@@ -81,7 +81,7 @@ struct sock {
     char dirty;    /* got output in this command batch */
     char silent;   /* the owner is gone: deliver nothing more */
     char nodelay;
-    char eof;      /* the peer shut its write side: reading stopped, writing goes on */
+    char eof; /* the peer shut its write side: reading stopped, writing goes on */
     char listener;
     char udp;
     int from;            /* accepted socket: its listener's id while that lives, else -1 */
@@ -125,8 +125,8 @@ struct cmd {
     int type, id, port;
     uint32_t owner;
     size_t size;
-    void *ptr; /* C_SEND*: data; C_CONNECT: host (malloc'd); C_LISTEN: struct listen_req;
-                * C_UDP_CONNECT: struct udp_to */
+    void *ptr;         /* C_SEND*: data; C_CONNECT: host (malloc'd); C_LISTEN: struct listen_req;
+                        * C_UDP_CONNECT: struct udp_to */
     struct udp_to *to; /* C_SEND to a UDP address (malloc'd) */
 };
 
@@ -176,7 +176,7 @@ struct reactor {
 
     int fd_limit;   /* RLIMIT_NOFILE at creation */
     int fd_reserve; /* the last fds, kept from a flooded listener */
-    int spare_fd; /* kept open to accept-and-close when every other fd is taken */
+    int spare_fd;   /* kept open to accept-and-close when every other fd is taken */
     struct event *report_ev;
     char report_on;
 
@@ -883,8 +883,8 @@ static void on_report(evutil_socket_t fd, short what, void *arg)
             log_write(0, LOG_WARN,
                       "socket: listener %d (%s) refused %u connection(s) in %d s: %u over its "
                       "cap of %d, %u at the fd limit (reserve %d of %d fds) or socket table",
-                      s->id, addr, s->refused_cap + s->refused_room, REPORT_SECONDS,
-                      s->refused_cap, s->max_conn, s->refused_room, r->fd_reserve, r->fd_limit);
+                      s->id, addr, s->refused_cap + s->refused_room, REPORT_SECONDS, s->refused_cap,
+                      s->max_conn, s->refused_room, r->fd_reserve, r->fd_limit);
         if (s->errors)
             log_write(0, LOG_ERROR, "socket: listener %d (%s): accept error: %s (%u in %d s)",
                       s->id, addr, strerror(s->last_error), s->errors, REPORT_SECONDS);
@@ -1128,10 +1128,10 @@ static void cmd_run(struct reactor *r, struct cmd *c)
         cmd_udp_add(r, c);
         break;
     case C_UDP_CONNECT:
-        if (s && s->udp && connect(s->fd, (struct sockaddr *)&((struct udp_to *)c->ptr)->ss,
-                                   ((struct udp_to *)c->ptr)->len) < 0)
-            log_write(0, LOG_ERROR, "socket: udp connect of %d failed: %s", s->id,
-                      strerror(errno));
+        if (s && s->udp &&
+            connect(s->fd, (struct sockaddr *)&((struct udp_to *)c->ptr)->ss,
+                    ((struct udp_to *)c->ptr)->len) < 0)
+            log_write(0, LOG_ERROR, "socket: udp connect of %d failed: %s", s->id, strerror(errno));
         free(c->ptr);
         break;
     case C_CLOSE_OWNER:
@@ -1289,8 +1289,8 @@ static int udp_write(struct reactor *r, struct sock *s)
                 return 0;
             stat_add(&r->writes, 1);
             if (k < 0)
-                log_write(0, LOG_WARN, "socket: udp %d: datagram of %zu bytes dropped: %s",
-                          s->id, w->size, strerror(errno));
+                log_write(0, LOG_WARN, "socket: udp %d: datagram of %zu bytes dropped: %s", s->id,
+                          w->size, strerror(errno));
             else
                 stat_add(&r->bytes_out, (uint64_t)k);
             s->out[q].head = w->next;
@@ -1362,8 +1362,8 @@ struct reactor *reactor_create(const struct reactor_config *cfg)
     r->wake_fd = -1;
     r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     struct rlimit rl;
-    r->fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < INT_MAX ? (int)rl.rlim_cur
-                                                                             : INT_MAX;
+    r->fd_limit =
+        getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < INT_MAX ? (int)rl.rlim_cur : INT_MAX;
     r->fd_reserve = r->fd_limit / 8 < FD_RESERVE ? r->fd_limit / 8 : FD_RESERVE;
     pthread_mutex_init(&r->lock, NULL);
     r->slots = calloc(r->max, sizeof *r->slots);
@@ -1602,8 +1602,8 @@ static int udp_resolve(const char *host, int port, struct udp_to *to, char *err,
     return 0;
 }
 
-int reactor_udp(struct reactor *r, uint32_t owner, const char *host, int port, int dial,
-                char *err, size_t errlen)
+int reactor_udp(struct reactor *r, uint32_t owner, const char *host, int port, int dial, char *err,
+                size_t errlen)
 {
     struct udp_to a;
     int bound = !dial && ((host && host[0]) || port != 0);

@@ -13,15 +13,15 @@
 
 /* Event types (Skynet's socket message sub-types). */
 enum reactor_event_type {
-    REACTOR_DATA = 1,    /* bytes arrived: data/size */
-    REACTOR_OPEN = 2,    /* connect finished, or a socket was started: text = "ip:port" */
-    REACTOR_CLOSE = 3,   /* ud = 0: socket closed and its id released (reset, write error,
-                          * close/shutdown done). ud = 1: the peer sent EOF; reading stopped
-                          * but the socket stays open for writing until its owner closes it */
-    REACTOR_ACCEPT = 4,  /* listener accepted: ud = new socket id, text = "ip:port" of peer */
-    REACTOR_ERROR = 5,   /* connect/IO failed: text = reason ("Connection refused"); socket is gone */
-    REACTOR_UDP = 6,     /* a datagram: data/size = payload, followed in the same buffer by ud
-                          * bytes of the sender's opaque address (see reactor_udp_unpack) */
+    REACTOR_DATA = 1,   /* bytes arrived: data/size */
+    REACTOR_OPEN = 2,   /* connect finished, or a socket was started: text = "ip:port" */
+    REACTOR_CLOSE = 3,  /* ud = 0: socket closed and its id released (reset, write error,
+                         * close/shutdown done). ud = 1: the peer sent EOF; reading stopped
+                         * but the socket stays open for writing until its owner closes it */
+    REACTOR_ACCEPT = 4, /* listener accepted: ud = new socket id, text = "ip:port" of peer */
+    REACTOR_ERROR = 5, /* connect/IO failed: text = reason ("Connection refused"); socket is gone */
+    REACTOR_UDP = 6,   /* a datagram: data/size = payload, followed in the same buffer by ud
+                        * bytes of the sender's opaque address (see reactor_udp_unpack) */
     REACTOR_WARNING = 7, /* send queue above high-water: ud = pending KiB; ud = 0 when drained */
 };
 
@@ -44,8 +44,8 @@ typedef void (*reactor_deliver_fn)(void *ud, uint32_t owner, struct reactor_even
 struct reactor_config {
     reactor_deliver_fn deliver;
     void *ud;
-    size_t high_water; /* send-queue warning threshold in bytes; 0 = default 1 MiB */
-    int max_sockets;   /* size of the id table; 0 = default 65536 */
+    size_t high_water;   /* send-queue warning threshold in bytes; 0 = default 1 MiB */
+    int max_sockets;     /* size of the id table; 0 = default 65536 */
     size_t output_limit; /* unsent bytes past which a socket is closed (logged); 0 = none */
 };
 
@@ -95,8 +95,8 @@ void reactor_close_owner(struct reactor *r, uint32_t owner);
  * the caller's thread. Returns the id, or -1 with the reason in err. write (reactor_send) goes
  * to the connected peer; reactor_sendto to an opaque address as REACTOR_UDP gives it (one byte
  * 4|6, 2 bytes port big-endian, 4|16 address bytes). Each datagram goes out whole. */
-int reactor_udp(struct reactor *r, uint32_t owner, const char *host, int port, int dial,
-                char *err, size_t errlen);
+int reactor_udp(struct reactor *r, uint32_t owner, const char *host, int port, int dial, char *err,
+                size_t errlen);
 int reactor_udp_connect(struct reactor *r, int id, const char *host, int port, char *err,
                         size_t errlen);
 /* Takes data (freed on error too); returns 0, or -1 (bad id or address). */
@@ -106,11 +106,11 @@ int reactor_sendto(struct reactor *r, int id, const char *from, size_t fromlen, 
 int reactor_udp_unpack(const char *from, size_t len, struct sockaddr_storage *ss, socklen_t *sl);
 
 struct reactor_stats {
-    int sockets;          /* open sockets */
-    uint64_t bytes_in;    /* bytes read, all sockets */
-    uint64_t bytes_out;   /* bytes written */
-    uint64_t writes;      /* write syscalls */
-    uint64_t reads;       /* read syscalls that returned data */
+    int sockets;        /* open sockets */
+    uint64_t bytes_in;  /* bytes read, all sockets */
+    uint64_t bytes_out; /* bytes written */
+    uint64_t writes;    /* write syscalls */
+    uint64_t reads;     /* read syscalls that returned data */
 };
 void reactor_get_stats(struct reactor *r, struct reactor_stats *out);
 

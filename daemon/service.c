@@ -79,10 +79,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static struct service *grab(uint32_t handle)
-{
-    return (struct service *)handle_grab(handle);
-}
+static struct service *grab(uint32_t handle) { return (struct service *)handle_grab(handle); }
 
 void service_free_message(int type, uint32_t source, void *data, size_t size)
 {
@@ -334,7 +331,8 @@ struct mq *service_dispatch(struct service_watch *w, struct mq *q, int weight)
         }
         size_t overload = mq_overload(q);
         if (overload)
-            log_write(handle, LOG_WARN, "error: May overload, message queue length = %zu", overload);
+            log_write(handle, LOG_WARN, "error: May overload, message queue length = %zu",
+                      overload);
         deliver(w, s, &m);
     }
     /* Drop our reference before the queue can reach another worker: if the service retired

@@ -55,8 +55,8 @@ struct service_watch {
 
 /* Hooks from the floors above (set once at start-up by main.c). */
 struct service_hooks {
-    void (*wakeup)(void);                    /* a queue became runnable */
-    void (*retired)(uint32_t handle);        /* a service was released: close its sockets */
+    void (*wakeup)(void);             /* a queue became runnable */
+    void (*retired)(uint32_t handle); /* a service was released: close its sockets */
     /* free type-specific contents (a reactor event's buffer) of a message being dropped */
     void (*free_data)(int type, uint32_t source, void *data, size_t size);
 };
@@ -109,10 +109,10 @@ int service_newsession(struct service *s);
 
 /* Statistics, readable by any thread holding a reference. */
 struct service_stat {
-    uint64_t messages;  /* messages handled */
-    size_t mqlen;       /* waiting now */
-    uint64_t cpu_ns;    /* time spent handling messages (wall clock on its worker) */
-    int endless;        /* flagged stuck by the monitor */
+    uint64_t messages; /* messages handled */
+    size_t mqlen;      /* waiting now */
+    uint64_t cpu_ns;   /* time spent handling messages (wall clock on its worker) */
+    int endless;       /* flagged stuck by the monitor */
 };
 int service_stat(uint32_t handle, struct service_stat *out);
 /* Read-and-clear the "stuck" flag of s. */

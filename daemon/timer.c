@@ -10,8 +10,8 @@
 struct node {
     uint64_t expire, seq;
     struct timer_event ev;
-    uint32_t gen;      /* bumped every time the slot is freed */
-    int heap_index;    /* position in heap, -1 when free */
+    uint32_t gen;   /* bumped every time the slot is freed */
+    int heap_index; /* position in heap, -1 when free */
     int next_free;
 };
 

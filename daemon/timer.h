@@ -15,7 +15,8 @@ struct timer;
 
 struct timer *timer_new(void);
 void timer_free(struct timer *t);
-/* Schedule ev at `expire` (absolute tick). Returns an id (never 0) for timer_cancel, or 0 on OOM. */
+/* Schedule ev at `expire` (absolute tick). Returns an id (never 0) for timer_cancel, or 0 on OOM.
+ */
 uint64_t timer_add(struct timer *t, uint64_t expire, struct timer_event ev);
 /* Cancel a pending timer: 0, or -1 if it already fired, was cancelled or never existed. */
 int timer_cancel(struct timer *t, uint64_t id);

@@ -1,12 +1,12 @@
 -- bootstrap: the first Lua service. Starts the launcher (.launcher) and the unique-service
 -- manager (.service), the debug console and the metrics listener when [node] console / metrics
 -- name an address, then the start service named by the config ([node] start), and exits.
--- It tells main the verdict (skynet.core startup): ready once the start service's start
+-- It tells main the verdict (skyjet.startup): ready once the start service's start
 -- function has returned, or failed with the cause (a service that does not load or raises, a
 -- listener that cannot bind), and main then stops the node with exit status 1.
 local skynet = require "skynet"
 require "skynet.manager"
-local core = require "skynet.core"
+local skyjet = require "skyjet"
 
 -- Launch a service and wait for its start function; raises "<what> failed: <cause>".
 local function start(what, service, ...)
@@ -30,7 +30,7 @@ local function start_node()
 	start("service manager", "service_mgr")
 	start_listener("console", "debug_console")
 	start_listener("metrics", "metrics")
-	local cmdline = skynet.getenv "start" or "main"
+	local cmdline = skynet.getenv "start" -- config.c publishes its default
 	local args = {}
 	for word in cmdline:gmatch "%S+" do
 		args[#args + 1] = word
@@ -43,6 +43,6 @@ skynet.start(function()
 	if not ok then
 		skynet.log("error", tostring(err))
 	end
-	core.startup(ok, not ok and tostring(err) or nil)
+	skyjet.startup(ok, not ok and tostring(err) or nil)
 	skynet.exit()
 end)

@@ -43,6 +43,11 @@ local function log(fmt, ...)
 	skynet.error(string.format("cluster agent %s: " .. fmt, peer, ...))
 end
 
+-- Problems the agent detects (a dropped push, a cap hit, a bad packet, a failed proof).
+local function warn(fmt, ...)
+	skynet.log("warn", string.format("cluster agent %s: " .. fmt, peer, ...))
+end
+
 local function write(frame)
 	if closed then
 		return
@@ -111,7 +116,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 	local ok, why = core.checkpayload(msg, sz)
 	if not ok then
 		skynet.trash(msg, sz)
-		log("undecodable payload for %s: %s", tostring(addr), why)
+		warn("undecodable payload for %s: %s", tostring(addr), why)
 		if not is_push then
 			reply_error(session, "invalid payload: " .. why)
 		end
@@ -121,7 +126,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 	if not target then
 		skynet.trash(msg, sz)
 		if is_push then
-			log("push to %s dropped: %s", tostring(addr), err)
+			warn("push to %s dropped: %s", tostring(addr), err)
 		else
 			reply_error(session, err)
 		end
@@ -132,7 +137,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 			core.send(target, skynet.PTYPE_TRACE, 0, tag)
 		end
 		if not skynet.rawsend(target, "lua", msg, sz) then
-			log("push to %s dropped: no such service", tostring(addr))
+			warn("push to %s dropped: no such service", tostring(addr))
 		end
 		return
 	end
@@ -173,7 +178,7 @@ end
 local function accept_request(addr, session, msg, sz, tag)
 	if inflight >= MAX_PENDING then
 		skynet.trash(msg, sz)
-		log("cap max_pending (%d) reached; request %d refused", MAX_PENDING, session)
+		warn("cap max_pending (%d) reached; request %d refused", MAX_PENDING, session)
 		reply_error(session, "too many pending requests on this link (max_pending)")
 		return
 	end
@@ -184,10 +189,10 @@ end
 local function on_part(session, msg, sz, more)
 	local what, a, b, c = large:part(session, msg, sz, more)
 	if what == "close" then
-		log("%s; closing the connection", a)
+		warn("%s; closing the connection", a)
 		close_link(b, true)
 	elseif what == "refuse" then
-		log("%s", a)
+		warn("%s", a)
 		reply_error(session, "Invalid large req")
 	elseif what == "done" then
 		if a.is_push then
@@ -212,7 +217,7 @@ local function on_auth_frame(addr, session, msg, sz)
 		what, payload = "fail", "request before authentication"
 	end
 	if what == "fail" then
-		log("%s; closing", payload)
+		warn("%s; closing", payload)
 		close_link(payload, true)
 		return
 	end
@@ -227,7 +232,7 @@ local function on_frame(body)
 	local ok, addr, session, msg, sz, padding, is_push = pcall(cluster.unpackrequest, body)
 	if not ok then
 		-- a Skynet node never sends these: the peer is broken or hostile, so drop the link
-		log("invalid packet (%d bytes): %s; closing the connection", #body, tostring(addr))
+		warn("invalid packet (%d bytes): %s; closing the connection", #body, tostring(addr))
 		close_link("invalid packet", true)
 		return
 	end
@@ -254,7 +259,7 @@ local function on_frame(body)
 		tracetag = nil
 		local begun, why = large:begin(session, addr, is_push, sz, tag)
 		if not begun then
-			log("%s", why)
+			warn("%s", why)
 			reply_error(session, "too many concurrent large requests (max_assemblies)")
 		end
 		return
@@ -299,7 +304,7 @@ local function expire_assemblies()
 	while not closed do
 		skynet.sleep(100)
 		for session, req in pairs(large:expire()) do
-			log("cap assembly_timeout (%d ms): large request %d dropped after %d of %s bytes",
+			warn("cap assembly_timeout (%d ms): large request %d dropped after %d of %s bytes",
 				settings.assembly_timeout, session, req.received, tostring(req.size))
 			if not req.is_push then
 				reply_error(session, "large request timed out waiting for its parts (assembly_timeout)")

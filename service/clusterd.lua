@@ -35,6 +35,11 @@ local function log(fmt, ...)
 	skynet.error(string.format(fmt, ...))
 end
 
+-- Problems the node detects (a dropped message, a cap hit, a failed reload, a bad secret).
+local function warn(fmt, ...)
+	skynet.log("warn", string.format(fmt, ...))
+end
+
 local function wake_waiters(node)
 	local w = waiting[node]
 	if w then
@@ -382,11 +387,11 @@ local function load_security()
 			secret = f:read "*a"
 			f:close()
 			if #secret < 16 then
-				log("cluster secret_file %s holds only %d bytes; use at least 16 random bytes", file, #secret)
+				warn("cluster secret_file %s holds only %d bytes; use at least 16 random bytes", file, #secret)
 			end
 		else
 			secret = "\0unreadable"
-			log("cluster secret_file %s cannot be read: every inbound link will be refused", file)
+			warn("cluster secret_file %s cannot be read: every inbound link will be refused", file)
 		end
 	end
 end
@@ -408,7 +413,7 @@ skynet.register_protocol {
 		elseif text == "reload" then
 			local ok, err = pcall(reload)
 			if not ok then
-				log("cluster reload failed, node table unchanged: %s", tostring(err))
+				warn("cluster reload failed, node table unchanged: %s", tostring(err))
 			end
 		end
 	end,
@@ -422,7 +427,7 @@ skynet.start(function()
 			apply(read_file())
 		end)
 		if not ok then
-			log("cluster file %s: %s", config_file, tostring(err))
+			warn("cluster file %s: %s", config_file, tostring(err))
 		end
 	end
 	skynet.register ".clusterd"

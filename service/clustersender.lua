@@ -207,7 +207,7 @@ function CMD.req(addr, msg, sz, timeout)
 	local t0 = skynet.hpc()
 	local result
 	if skynet.tracetag() then
-		ok, result = pcall(send_trace)
+		pcall(send_trace)
 	end
 	ok, result = pcall(channel.request, channel, request, s, padding, timeout)
 	if not ok then
@@ -235,7 +235,7 @@ function CMD.push(addr, msg, sz)
 	local ok, request, new_session, padding = pcall(cluster.packpush, addr, session, msg, sz)
 	if not ok then
 		last_error = request
-		skynet.error(string.format("cluster.send to %s %s dropped: %s", node, target_name(addr), request))
+		skynet.log("warn", string.format("cluster.send to %s %s dropped: %s", node, target_name(addr), request))
 		return
 	end
 	session = new_session
@@ -245,7 +245,7 @@ function CMD.push(addr, msg, sz)
 	if not sent then
 		last_error = tostring(err == socketchannel.error and "connection lost or refused" or err)
 		stats.errors.push = (stats.errors.push or 0) + 1
-		skynet.error(string.format("cluster.send to %s %s dropped: %s", node, target_name(addr), last_error))
+		skynet.log("warn", string.format("cluster.send to %s %s dropped: %s", node, target_name(addr), last_error))
 	end
 end
 

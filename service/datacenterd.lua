@@ -92,7 +92,7 @@ local function park(...)
 end
 
 skynet.start(function()
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal()
 	skynet.dispatch("lua", function(_, _, cmd, ...)
 		if cmd == "WAIT" then
 			local v = CMD.QUERY(...)

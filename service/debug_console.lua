@@ -7,7 +7,7 @@
 local skynet = require "skynet"
 local socket = require "skynet.socket"
 local oplisten = require "skynet.oplisten"
-local core = require "skynet.core"
+local skyjet = require "skyjet"
 
 -- Skynet's forms too: `debug_console PORT` (127.0.0.1) and `debug_console IP PORT`.
 local arg1, arg2 = ...
@@ -45,7 +45,7 @@ local function parse_address(s)
 	if h > 0xffffffff then
 		fail("bad address '%s': more than 32 bits", s)
 	end
-	if not core.serviceinfo(h) then
+	if not skyjet.serviceinfo(h) then
 		fail("no service %s", skynet.address(h))
 	end
 	return h
@@ -92,7 +92,7 @@ local function lua_services()
 end
 
 local function describe(h, desc)
-	local info = core.serviceinfo(h)
+	local info = skyjet.serviceinfo(h)
 	local name = info and info.name
 	local d = desc[h]
 	if d and name then
@@ -108,7 +108,7 @@ end
 HELP.list = "list: services: address, Lua memory (KB), messages, queue length, name"
 function CMD.list()
 	local _, desc = lua_services()
-	local handles = core.list()
+	local handles = skyjet.list()
 	table.sort(handles)
 	local lua = {}
 	for _, h in ipairs(handles) do
@@ -120,7 +120,7 @@ function CMD.list()
 	local out = { string.format("%-10s %10s %10s %6s  %s", "address", "mem_kb", "messages", "mqlen",
 		"service") }
 	for _, h in ipairs(handles) do
-		local info = core.serviceinfo(h)
+		local info = skyjet.serviceinfo(h)
 		if info then
 			out[#out + 1] = string.format("%-10s %10s %10d %6d  %s", skynet.address(h), kb(mem[h]),
 				info.messages, info.mqlen, describe(h, desc))
@@ -132,7 +132,7 @@ end
 function CMD.stat(addr)
 	local h = parse_address(addr)
 	local _, desc = lua_services()
-	local info = core.serviceinfo(h) or fail("service %s is gone", skynet.address(h))
+	local info = skyjet.serviceinfo(h) or fail("service %s is gone", skynet.address(h))
 	local out = {
 		"address   " .. skynet.address(h),
 		"service   " .. describe(h, desc),
@@ -173,11 +173,11 @@ function CMD.gc()
 	return memory_lines "GC"
 end
 
--- Node-internal services (they marked themselves with core.internal()) and the logger keep
+-- Node-internal services (they marked themselves with skyjet.internal()) and the logger keep
 -- the node running: the console refuses to stop them.
 local function stoppable(addr, verb)
 	local h = parse_address(addr)
-	if core.isinternal(h) or h == skynet.localname ".logger" then
+	if skyjet.isinternal(h) or h == skynet.localname ".logger" then
 		local _, desc = lua_services()
 		fail("%s %s is node-internal; refusing to %s it", skynet.address(h), describe(h, desc), verb)
 	end
@@ -286,13 +286,13 @@ end
 HELP.log = "log [LEVEL]: show or set the log level (debug, info, warn, error)"
 function CMD.log(level)
 	if level then
-		local ok, err = pcall(core.loglevel, level)
+		local ok, err = pcall(skyjet.loglevel, level)
 		if not ok then
 			fail("%s (use debug, info, warn or error)", (tostring(err):gsub("^.-: ", "")))
 		end
-		skynet.log("warn", "debug console: log level set to " .. core.loglevel())
+		skynet.log("warn", "debug console: log level set to " .. skyjet.loglevel())
 	end
-	return { "log level " .. core.loglevel() }
+	return { "log level " .. skyjet.loglevel() }
 end
 
 -- Skynet's way of printing a table: one "key<TAB>value" line per key, sorted; a table value
@@ -335,8 +335,11 @@ local function ask(addr, proto, ...)
 		fail("%s is not a Lua service", skynet.address(h))
 	end
 	local token, r, args = {}, nil, { n = select("#", ...), ... }
+	local function keep(...)
+		r = { n = select("#", ...), ... }
+	end
 	skynet.fork(function()
-		r = { pcall(skynet.call, h, proto, unpack(args, 1, args.n)) }
+		keep(pcall(skynet.call, h, proto, unpack(args, 1, args.n)))
 		skynet.wakeup(token)
 	end)
 	skynet.sleep(3 * ASK_TICKS, token)
@@ -345,7 +348,7 @@ local function ask(addr, proto, ...)
 	elseif not r[1] then
 		fail("%s: %s", skynet.address(h), tostring(r[2]))
 	end
-	return unpack(r, 2, table.maxn(r))
+	return unpack(r, 2, r.n)
 end
 
 HELP.exit = "exit ADDR: ask a Lua service to exit (debug EXIT)"
@@ -422,11 +425,16 @@ local function call_args(text)
 	if not f then
 		fail("invalid arguments: %s", err)
 	end
-	local r = { pcall(setfenv(f, {})) }
-	if not r[1] then
-		fail("invalid arguments: %s", tostring(r[2]))
+	-- counted with select("#"), not table.maxn: trailing nils are arguments too (Skynet's table.pack)
+	local r = { n = 0 }
+	local function keep(ok, ...)
+		if not ok then
+			fail("invalid arguments: %s", tostring((...)))
+		end
+		r = { n = select("#", ...), ... }
 	end
-	return { n = table.maxn(r) - 1, unpack(r, 2, table.maxn(r)) }
+	keep(pcall(setfenv(f, {})))
+	return r
 end
 
 HELP.call = "call ADDR ARGS: skynet.call(ADDR, \"lua\", ARGS), ARGS a Lua expression list"
@@ -449,7 +457,7 @@ HELP.signal = "signal ADDR [SIG]: signal a service (SIG 0, the default, breaks a
 function CMD.signal(addr, sig)
 	local h = parse_address(addr)
 	local n = sig and (tonumber(sig) or fail("bad signal '%s' (a number)", sig)) or 0
-	if not core.signal(h, n) then
+	if not skyjet.signal(h, n) then
 		fail("cannot signal %s", skynet.address(h))
 	end
 end
@@ -467,7 +475,7 @@ end
 
 HELP.cmem = "cmem: memory of the process: Lua heaps of all services and resident set, in bytes"
 function CMD.cmem()
-	local st = core.stats()
+	local st = skyjet.stats()
 	return dump { lua = st.lua_memory, rss = st.process.resident_bytes }
 end
 
@@ -537,7 +545,7 @@ end
 
 -- [node] console_idle_timeout: a connection silent that long is closed (0 = never).
 local function watch_idle(id, from, state)
-	local idle = (tonumber(skynet.getenv "console_idle_timeout") or 0) * 100
+	local idle = tonumber(skynet.getenv "console_idle_timeout") * 100
 	if idle <= 0 then
 		return
 	end
@@ -618,12 +626,12 @@ local function serve(id, from)
 end
 
 skynet.start(function()
-	core.internal() -- never callable from other nodes
+	skyjet.internal()
 	local lid, host, port = oplisten("debug console", listen_address)
 	if not lid then
 		return skynet.exit()
 	end
-	socket.accept_limit(lid, tonumber(skynet.getenv "console_maxconn") or 0)
+	socket.accept_limit(lid, tonumber(skynet.getenv "console_maxconn"))
 	socket.start(lid, function(id, from)
 		-- debug, not info: a connection churn must not flood the log (the listener already
 		-- summarises refused connections once a second)

@@ -78,12 +78,12 @@ local function refuse(fd, address)
 		return
 	end
 	refusing = true
-	skynet.error(string.format("gate: maxclient %d reached, closing connection %d from %s",
+	skynet.log("warn", string.format("gate: maxclient %d reached, closing connection %d from %s",
 		maxclient, fd, address))
 	skynet.timeout(100, function()
 		refusing = false
 		if refused > 0 then
-			skynet.error(string.format("gate: maxclient %d reached, closed %d more connection(s) in 1 s",
+			skynet.log("warn", string.format("gate: maxclient %d reached, closed %d more connection(s) in 1 s",
 				maxclient, refused))
 			refused = 0
 		end
@@ -130,7 +130,7 @@ end
 
 event[ERROR] = function(fd, _, text)
 	if fd == listen_id then
-		skynet.error("gate: listener error: " .. tostring(text))
+		skynet.log("error", "gate: listener error: " .. tostring(text))
 		listen_id = nil
 		return
 	end
@@ -239,7 +239,7 @@ function CMD.info()
 end
 
 skynet.start(function()
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal()
 	skynet.dispatch("lua", function(_, source, cmd, ...)
 		local f = assert(CMD[cmd], "gate: unknown command")
 		skynet.retpack(f(source, ...))

@@ -147,7 +147,7 @@ function CMD.ERROR(address, cause)
 	return NORET
 end
 
-skynet.dispatch("lua", function(session, address, cmd, ...)
+skynet.dispatch("lua", function(_, address, cmd, ...)
 	cmd = string.upper(cmd)
 	local f = CMD[cmd]
 	if not f then
@@ -176,4 +176,4 @@ skynet.register_protocol {
 }
 
 skynet.start(function() end)
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal()

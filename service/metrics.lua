@@ -1,13 +1,13 @@
 -- metrics: Prometheus text exposition on [node] metrics = HOST:PORT (started by bootstrap).
 -- Answers `GET /metrics` and `HEAD /metrics` HTTP/1.0-style (one answer, then close; 404 for
 -- other paths, 405 for other methods) over skynet.socket, so the reactor serves it and no thread is added. Values
--- come from the runtime's counters (skynet.core.stats, socketdriver.stats) and, when the node
+-- come from the runtime's counters (skyjet.stats, socketdriver.stats) and, when the node
 -- runs a cluster, from clusterd's status. Loopback addresses only unless
 -- console_allow_remote = true. README.md ("Operating skyjet") lists every metric.
 local skynet = require "skynet"
 local socket = require "skynet.socket"
 local oplisten = require "skynet.oplisten"
-local core = require "skynet.core"
+local skyjet = require "skyjet"
 local driver = require "skynet.socketdriver"
 
 local listen_address = ...
@@ -80,7 +80,7 @@ local function process(out, st)
 end
 
 local function runtime(out)
-	local st = core.stats()
+	local st = skyjet.stats()
 	local so = driver.stats()
 	process(out, st)
 	single(out, "uptime_seconds", "gauge", "Seconds since the node started.", skynet.now() / 100)
@@ -271,12 +271,12 @@ local function serve(id)
 end
 
 skynet.start(function()
-	core.internal() -- never callable from other nodes
+	skyjet.internal()
 	local lid, host, port = oplisten("metrics", listen_address)
 	if not lid then
 		return skynet.exit()
 	end
-	socket.accept_limit(lid, tonumber(skynet.getenv "metrics_maxconn") or 0)
+	socket.accept_limit(lid, tonumber(skynet.getenv "metrics_maxconn"))
 	socket.start(lid, function(id)
 		skynet.fork(serve, id)
 	end)

@@ -110,6 +110,6 @@ skynet.dispatch("lua", function(_, _, cmd, ...)
 end)
 
 skynet.start(function()
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal()
 	skynet.register ".service"
 end)

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """skyjet test runner: every test through its public interface.
 
-Phases:
+Phases (each announced with "== phase NAME: N to run"; every PASS/FAIL line ends with the running
+count so far):
+  lint     luacheck over the Lua files; clang-format --dry-run over the C files (.clang-format);
+           no function in daemon/ over 80 lines; Lua bindings named l_*
   unit     Check binaries <build>/unit/test_* (C parts, spec vectors)
   lua      test/lua/t_*.lua: each is the start service of a real node; cases report
            "TEST PASS name" / "TEST FAIL name reason" lines in the node's log
@@ -26,22 +29,27 @@ FAILURES = []
 
 
 def report(ok, name, detail=""):
+    RESULTS["passed" if ok else "failed"] += 1
+    count = f"[{RESULTS['passed']} passed, {RESULTS['failed']} failed]"
     if ok:
-        RESULTS["passed"] += 1
-        print(f"PASS {name}", flush=True)
+        print(f"PASS {name} {count}", flush=True)
     else:
-        RESULTS["failed"] += 1
         FAILURES.append(name)
-        print(f"FAIL {name}: {detail}", flush=True)
+        print(f"FAIL {name}: {detail}\n{count}", flush=True)
+
+
+def phase(name, count, what):
+    print(f"== phase {name}: {count} {what} to run", flush=True)
 
 
 def run_unit(build, pattern):
     env = dict(os.environ, SKYJET_VECTORS=os.path.join(ROOT, "test", "vectors"),
                CK_DEFAULT_TIMEOUT="120")
-    for exe in sorted(glob.glob(os.path.join(build, "unit", "test_*"))):
+    exes = [e for e in sorted(glob.glob(os.path.join(build, "unit", "test_*")))
+            if not pattern or re.search(pattern, "unit/" + os.path.basename(e))]
+    phase("unit", len(exes), "unit test binaries")
+    for exe in exes:
         name = "unit/" + os.path.basename(exe)
-        if pattern and not re.search(pattern, name):
-            continue
         t0 = time.time()
         p = subprocess.run([exe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         out = p.stdout + p.stderr
@@ -72,6 +80,66 @@ def run_lint():
     p = subprocess.run(["luacheck", "--no-color", "-q"] + dirs, cwd=ROOT, capture_output=True,
                        text=True)
     report(p.returncode == 0, "lint/luacheck", p.stdout[-4000:])
+    run_clang_format()
+    run_function_length()
+    run_binding_names()
+
+
+def c_sources():
+    return sorted(f for d in ("daemon", "daemon/lua", "test/unit", "test/fuzz", "test/bench",
+                              "test/tools")
+                  for f in glob.glob(os.path.join(ROOT, d, "*.[ch]")))
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def run_function_length():
+    """No function in daemon/ longer than MAX_FUNCTION_LINES (clang-format puts a function's
+    opening and closing braces alone in column 0, which is what this counts between)."""
+    long = []
+    for path in glob.glob(os.path.join(ROOT, "daemon", "*.c")) + \
+            glob.glob(os.path.join(ROOT, "daemon", "lua", "*.c")):
+        lines = open(path).read().split("\n")
+        start = None
+        for i, line in enumerate(lines):
+            if line == "{":
+                start = i - 1
+                while start > 0 and lines[start][:1] in (" ", "\t"):
+                    start -= 1
+            elif line == "}" and start is not None:
+                if i - start + 1 > MAX_FUNCTION_LINES:
+                    long.append(f"{os.path.relpath(path, ROOT)}:{start + 1} ({i - start + 1} lines)")
+                start = None
+    report(not long, "lint/function-length",
+           f"functions over {MAX_FUNCTION_LINES} lines: " + ", ".join(long))
+
+
+def run_binding_names():
+    """One naming style for Lua bindings: a file's own (static) function registered in a module
+    table ({"name", func}) is called l_<something>; shared ones keep their subsystem prefix."""
+    bad = []
+    for path in glob.glob(os.path.join(ROOT, "daemon", "lua", "*.c")):
+        text = open(path).read()
+        static = set(re.findall(r"^static int (\w+)\(lua_State \*L\)", text, re.M))
+        for func in re.findall(r'\{"\w+",\s*(\w+)\}', text):
+            if func in static and not func.startswith("l_"):
+                bad.append(f"{os.path.relpath(path, ROOT)}: {func}")
+    report(not bad, "lint/binding-names", "Lua bindings not named l_*: " + ", ".join(bad))
+
+
+def run_clang_format():
+    """Every C file as clang-format (with the checked-in .clang-format) would write it."""
+    import shutil
+    if not shutil.which("clang-format"):
+        report(False, "lint/clang-format", "clang-format is not installed (Debian: clang-format)")
+        return
+    p = subprocess.run(["clang-format", "--dry-run", "--Werror"] + c_sources(), cwd=ROOT,
+                       capture_output=True, text=True)
+    files = sorted(set(re.findall(r"^(\S+?):\d+:\d+: (?:error|warning)", p.stderr, re.M)))
+    report(p.returncode == 0, "lint/clang-format",
+           "not clang-format clean (make format fixes it): " + " ".join(
+               os.path.relpath(f, ROOT) for f in files) + "\n" + p.stderr[-2000:])
 
 
 def write_ini(path, start, logfile, extra=""):
@@ -90,10 +158,11 @@ lib_path = {lua_dir}/?.lua
 
 
 def run_lua(binary, pattern, timeout):
-    for script in sorted(glob.glob(os.path.join(ROOT, "test", "lua", "t_*.lua"))):
+    scripts = [s for s in sorted(glob.glob(os.path.join(ROOT, "test", "lua", "t_*.lua")))
+               if not pattern or re.search(pattern, "lua/" + os.path.basename(s)[:-4])]
+    phase("lua", len(scripts), "test services")
+    for script in scripts:
         svc = os.path.basename(script)[:-4]
-        if pattern and not re.search(pattern, "lua/" + svc):
-            continue
         with tempfile.TemporaryDirectory(prefix="skyjet-lua-") as tmp:
             log = os.path.join(tmp, "node.log")
             ini = os.path.join(tmp, "node.ini")
@@ -123,30 +192,32 @@ def run_lua(binary, pattern, timeout):
 
 def run_cluster(binary, pattern, timeout):
     sys.path.insert(0, os.path.join(ROOT, "test", "cluster"))
+    tests = []
     for script in sorted(glob.glob(os.path.join(ROOT, "test", "cluster", "test_*.py"))):
         modname = os.path.basename(script)[:-3]
         spec = importlib.util.spec_from_file_location(modname, script)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        for fname in sorted(n for n in dir(mod) if n.startswith("test_")):
-            name = f"cluster/{modname}/{fname}"
-            if pattern and not re.search(pattern, name):
-                continue
-            import lib  # test/cluster/lib.py
-            t0 = time.time()
-            ctx = lib.Context(binary, ROOT, name)
-            try:
-                getattr(mod, fname)(ctx)
-                ctx.close()
-                problems = ctx.sanitizer_reports()
-                report(not problems, name, problems)
-            except Exception as e:  # noqa: BLE001 - every failure is reported, then we go on
-                detail = "".join(traceback.format_exception(e))
-                ctx.close()
-                report(False, name, detail + ctx.log_tails())
-            finally:
-                ctx.cleanup()
-            print(f"     {name}: {time.time() - t0:.1f}s", flush=True)
+        tests += [(mod, fname, f"cluster/{modname}/{fname}")
+                  for fname in sorted(n for n in dir(mod) if n.startswith("test_"))
+                  if not pattern or re.search(pattern, f"cluster/{modname}/{fname}")]
+    phase("cluster", len(tests), "tests")
+    for mod, fname, name in tests:
+        import lib  # test/cluster/lib.py
+        t0 = time.time()
+        ctx = lib.Context(binary, ROOT, name)
+        try:
+            getattr(mod, fname)(ctx)
+            ctx.close()
+            problems = ctx.sanitizer_reports()
+            report(not problems, name, problems)
+        except Exception as e:  # noqa: BLE001 - every failure is reported, then we go on
+            detail = "".join(traceback.format_exception(e))
+            ctx.close()
+            report(False, name, detail + ctx.log_tails())
+        finally:
+            ctx.cleanup()
+        print(f"     {name}: {time.time() - t0:.1f}s", flush=True)
 
 
 def main():
@@ -163,6 +234,7 @@ def main():
     phases = args.phase or ["lint", "unit", "lua", "cluster"]
     print(f"skyjet tests: {binary} ({args.build})", flush=True)
     if "lint" in phases:
+        phase("lint", 4, "checks")
         run_lint()
     if "unit" in phases:
         run_unit(os.path.join(ROOT, args.build), args.only)

@@ -4,7 +4,7 @@ require "skynet.manager"
 
 local count = 0
 skynet.start(function()
-	skynet.dispatch("lua", function(_, source, cmd, who)
+	skynet.dispatch("lua", function(_, _, cmd, who)
 		if cmd == "stop" then
 			skynet.error("demo2: asked to stop")
 			skynet.retpack "bye"

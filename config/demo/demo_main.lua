@@ -24,7 +24,7 @@ skynet.start(function()
 	end
 	local stats = skynet.call(store, "lua", "stats")
 	skynet.error(string.format("store: %d keys, %d puts, %d gets", stats.keys, stats.puts, stats.gets))
-	local ok, err = pcall(skynet.call, store, "lua", "get_strict", "no-such-key")
+	local _, err = pcall(skynet.call, store, "lua", "get_strict", "no-such-key")
 	skynet.error("a failing call raises in the caller: " .. tostring(err))
 	-- the cluster part: scripts/demo starts node "demo2" next to us
 	local ok2, greeting = pcall(cluster.call, "demo2", "@greeter", "greet", skynet.getenv "nodename")

@@ -461,6 +461,42 @@ static const unsigned char *bson_take_lstring(struct bson_reader *r, int32_t *le
 
 static void bson_read_doc(struct bson_reader *r, int array, int depth);
 
+/* The kinds Lua sees as their raw bytes (a special value): DBPointer, JavaScript code, symbol,
+ * code with scope (whose string and scope document are still checked); anything else is an
+ * error. */
+static void bson_read_opaque(struct bson_reader *r, int type, int depth)
+{
+    lua_State *L = r->L;
+    const unsigned char *start = r->p;
+    int32_t len;
+    switch (type) {
+    case BSON_DBPOINTER: /* string, then a 12-byte id */
+        bson_take_lstring(r, &len);
+        bson_take(r, 12);
+        break;
+    case BSON_JSCODE:
+    case BSON_SYMBOL:
+        bson_take_lstring(r, &len);
+        break;
+    case BSON_CODEWS: { /* int32 total, string, document */
+        len = bson_take_i32(r);
+        if (len < 4 + 5 + 5)
+            luaL_error(L, "Invalid bson code_w_s , length = %d", (int)len);
+        struct bson_reader inner = {L, bson_take(r, (size_t)len - 4), (size_t)len - 4};
+        int32_t slen;
+        bson_take_lstring(&inner, &slen);
+        bson_read_doc(&inner, 0, depth + 1);
+        lua_pop(L, 1);
+        if (inner.n != 0)
+            luaL_error(L, "Invalid bson code_w_s , length = %d", (int)len);
+        break;
+    }
+    default:
+        luaL_error(L, "Invalid bson type : %d", type);
+    }
+    bson_push_special(L, type, start, (size_t)(r->p - start), "", 0);
+}
+
 static void bson_read_value(struct bson_reader *r, int type, int depth)
 {
     lua_State *L = r->L;
@@ -522,31 +558,9 @@ static void bson_read_value(struct bson_reader *r, int type, int depth)
     case BSON_INT64:
         seri_push_integer(L, (int64_t)get_le(bson_take(r, 8), 8));
         return;
-    case BSON_DBPOINTER: /* string, then a 12-byte id */
-        bson_take_lstring(r, &len);
-        bson_take(r, 12);
-        break;
-    case BSON_JSCODE:
-    case BSON_SYMBOL:
-        bson_take_lstring(r, &len);
-        break;
-    case BSON_CODEWS: { /* int32 total, string, document */
-        len = bson_take_i32(r);
-        if (len < 4 + 5 + 5)
-            luaL_error(L, "Invalid bson code_w_s , length = %d", (int)len);
-        struct bson_reader inner = {L, bson_take(r, (size_t)len - 4), (size_t)len - 4};
-        int32_t slen;
-        bson_take_lstring(&inner, &slen);
-        bson_read_doc(&inner, 0, depth + 1);
-        lua_pop(L, 1);
-        if (inner.n != 0)
-            luaL_error(L, "Invalid bson code_w_s , length = %d", (int)len);
-        break;
-    }
     default:
-        luaL_error(L, "Invalid bson type : %d", type);
+        bson_read_opaque(r, type, depth);
     }
-    bson_push_special(L, type, start, (size_t)(r->p - start), "", 0);
 }
 
 /* A document at r: int32 length (>= 5), elements, 0. Pushes the table. */

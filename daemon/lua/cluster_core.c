@@ -282,12 +282,12 @@ static int pack_request(lua_State *L, int push)
     return 3;
 }
 
-static int packrequest_body(lua_State *L) { return pack_request(L, 0); }
+static int l_packrequest(lua_State *L) { return pack_request(L, 0); }
 
-static int packpush_body(lua_State *L) { return pack_request(L, 1); }
+static int l_packpush(lua_State *L) { return pack_request(L, 1); }
 
 /* (session, ok, msg [, sz]) -> frame | {frames...}  (B.5) */
-static int packresponse_body(lua_State *L)
+static int l_packresponse(lua_State *L)
 {
     int64_t session = 0;
     int ok = lua_toboolean(L, 2);
@@ -316,7 +316,7 @@ static int packresponse_body(lua_State *L)
 }
 
 /* (tag) -> frame */
-static int lpacktrace(lua_State *L)
+static int l_packtrace(lua_State *L)
 {
     size_t n;
     const char *tag = luaL_checklstring(L, 1, &n);
@@ -403,7 +403,7 @@ static int unpack_part(lua_State *L, struct bytes b)
 }
 
 /* (body [, sz]) -> see unpack_single/unpack_header/unpack_part; 04 -> tag. Raises on bad input. */
-static int lunpackrequest(lua_State *L)
+static int l_unpackrequest(lua_State *L)
 {
     struct bytes b = check_bytes(L, 1, "unpackrequest");
     if (b.n == 0)
@@ -431,7 +431,7 @@ static int lunpackrequest(lua_State *L)
 /* (body [, sz]) -> session, ok, data | session, true, total, true (02) | session, true, data,
  * true (03) | session, true, data (04). Malformed bodies, and a 02 whose total is 0 or above
  * max_message, return nothing: the caller treats that as a protocol failure (B.8). */
-static int lunpackresponse(lua_State *L)
+static int l_unpackresponse(lua_State *L)
 {
     struct bytes b = check_bytes(L, 1, "unpackresponse");
     uint32_t total;
@@ -468,7 +468,7 @@ static int lunpackresponse(lua_State *L)
 /* ---- assembly --------------------------------------------------------------------------- */
 
 /* (t, msg [, sz]) appends msg to array t as a string. */
-static int append_body(lua_State *L)
+static int l_append(lua_State *L)
 {
     struct bytes msg;
     if (lua_type(L, 1) != LUA_TTABLE)
@@ -481,7 +481,7 @@ static int append_body(lua_State *L)
 
 /* (t) -> buf, sz: malloc'd concatenation of the strings t[1..#t] (NULL, 0 when empty), or
  * nil, reason when t.size is set and differs from their sum or the sum exceeds max_message. */
-static int lconcat(lua_State *L)
+static int l_concat(lua_State *L)
 {
     size_t max = cluster_core_max_message(), total = 0, len, off = 0;
     int i, n;
@@ -527,7 +527,7 @@ static int lconcat(lua_State *L)
 
 /* ---- misc ------------------------------------------------------------------------------- */
 
-static int lisname(lua_State *L)
+static int l_isname(lua_State *L)
 {
     lua_pushboolean(L, lua_type(L, 1) == LUA_TSTRING);
     return 1;
@@ -546,14 +546,14 @@ static void nodename_init(void)
 }
 
 /* () -> hostname .. pid, e.g. "vm11491" (the <nodename> of trace tags, B.11) */
-static int lnodename(lua_State *L)
+static int l_nodename(lua_State *L)
 {
     pthread_once(&nodename_once, nodename_init);
     lua_pushstring(L, nodename);
     return 1;
 }
 
-static int lsetmaxmessage(lua_State *L)
+static int l_setmaxmessage(lua_State *L)
 {
     int64_t bytes = 0;
     if (get_int(L, 1, 1, 9007199254740992.0, &bytes) != 0)
@@ -562,14 +562,14 @@ static int lsetmaxmessage(lua_State *L)
     return 0;
 }
 
-static int lgetmaxmessage(lua_State *L)
+static int l_getmaxmessage(lua_State *L)
 {
     lua_pushnumber(L, (lua_Number)cluster_core_max_message());
     return 1;
 }
 
 /* assembly_reserve(n) -> true | false, held: take n bytes of the node-wide assembly budget */
-static int lassembly_reserve(lua_State *L)
+static int l_assembly_reserve(lua_State *L)
 {
     int64_t n = 0;
     if (get_int(L, 1, 0, 9007199254740992.0, &n) != 0)
@@ -580,7 +580,7 @@ static int lassembly_reserve(lua_State *L)
 }
 
 /* assembly_release(n): give n reserved bytes back */
-static int lassembly_release(lua_State *L)
+static int l_assembly_release(lua_State *L)
 {
     int64_t n = 0;
     if (get_int(L, 1, 0, 9007199254740992.0, &n) != 0)
@@ -590,7 +590,7 @@ static int lassembly_release(lua_State *L)
 }
 
 /* setassemblytotal(bytes): the node-wide cap (clusterd sets it once at start) */
-static int lsetassemblytotal(lua_State *L)
+static int l_setassemblytotal(lua_State *L)
 {
     int64_t bytes = 0;
     if (get_int(L, 1, 1, 9007199254740992.0, &bytes) != 0)
@@ -602,20 +602,20 @@ static int lsetassemblytotal(lua_State *L)
 int luaopen_cluster_core(lua_State *L)
 {
     static const luaL_Reg plain[] = {
-        {"packtrace", lpacktrace},
-        {"unpackrequest", lunpackrequest},
-        {"unpackresponse", lunpackresponse},
-        {"concat", lconcat},
-        {"isname", lisname},
-        {"nodename", lnodename},
-        {"setmaxmessage", lsetmaxmessage},
-        {"getmaxmessage", lgetmaxmessage},
-        {"assembly_reserve", lassembly_reserve},
-        {"assembly_release", lassembly_release},
-        {"setassemblytotal", lsetassemblytotal},
+        {"packtrace", l_packtrace},
+        {"unpackrequest", l_unpackrequest},
+        {"unpackresponse", l_unpackresponse},
+        {"concat", l_concat},
+        {"isname", l_isname},
+        {"nodename", l_nodename},
+        {"setmaxmessage", l_setmaxmessage},
+        {"getmaxmessage", l_getmaxmessage},
+        {"assembly_reserve", l_assembly_reserve},
+        {"assembly_release", l_assembly_release},
+        {"setassemblytotal", l_setassemblytotal},
         /* packresponse for a reply the caller does not own (a skynet.rawcall result, which the
          * runtime frees): no copy into a Lua string first, and nothing freed here */
-        {"packresponse_borrowed", packresponse_body},
+        {"packresponse_borrowed", l_packresponse},
         {NULL, NULL},
     };
     /* Functions that own their msg argument: a guard closure around the body (run_owning). */
@@ -623,10 +623,10 @@ int luaopen_cluster_core(lua_State *L)
         const char *name;
         lua_CFunction guard, body;
     } owning[] = {
-        {"packrequest", own_arg3, packrequest_body},
-        {"packpush", own_arg3, packpush_body},
-        {"packresponse", own_arg3, packresponse_body},
-        {"append", own_arg2, append_body},
+        {"packrequest", own_arg3, l_packrequest},
+        {"packpush", own_arg3, l_packpush},
+        {"packresponse", own_arg3, l_packresponse},
+        {"append", own_arg2, l_append},
     };
     size_t i;
     lua_createtable(L, 0, 12);

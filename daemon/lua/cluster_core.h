@@ -8,7 +8,7 @@
 #include <lua.h>
 #include <stddef.h>
 
-#define CLUSTER_CHUNK 32768        /* part size of split messages */
+#define CLUSTER_CHUNK 32768             /* part size of split messages */
 #define CLUSTER_DEFAULT_MAX (64u << 20) /* default cap on one assembled message */
 
 /* Process-wide cap on the declared total of a large request/response (bytes). */

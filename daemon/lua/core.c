@@ -21,8 +21,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-void host_set_dispatcher(lua_State *L, int index, int forward);
-
 static uint32_t self_handle(lua_State *L) { return service_handle(host_service(L)); }
 
 /* Destination at idx: a handle number or ":hex"/".name"/"name". Returns the handle (0 when it

@@ -11,14 +11,14 @@
 #include "crypt.h"
 #include "crypto.h"
 #include "log.h"
-#include "netpack.h"
 #include "md5.h"
+#include "netpack.h"
 #include "seri.h"
 #include "service.h"
 #include "sharetree.h"
-#include "stm.h"
 #include "socketdriver.h"
 #include "sproto.h"
+#include "stm.h"
 
 #include <lauxlib.h>
 #include <luajit.h>
@@ -333,8 +333,6 @@ static int dispatch_cb(struct service *s, void *ud, int type, int session, uint3
     return h->forward;
 }
 
-/* skynet.core.callback(f [, forward]) lands here. */
-void host_set_dispatcher(lua_State *L, int index, int forward);
 void host_set_dispatcher(lua_State *L, int index, int forward)
 {
     struct host *h = host_of(L);
@@ -440,7 +438,7 @@ static int lazy_global(lua_State *L)
 
 /* print(...): Lua's print, written to the log (INFO, from this service) instead of stdout, so
  * nothing waits in a stdio buffer and every line carries the time and the service. */
-static int host_print(lua_State *L)
+static int l_print(lua_State *L)
 {
     int n = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
@@ -475,7 +473,7 @@ static void open_libs(lua_State *L)
     }
     for (size_t i = 0; i < sizeof lazy_libs / sizeof *lazy_libs; i++)
         preload(L, lazy_libs[i].name, lazy_libs[i].open);
-    lua_register(L, "print", host_print);
+    lua_register(L, "print", l_print);
     lua_pushvalue(L, LUA_GLOBALSINDEX);
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, lazy_global);

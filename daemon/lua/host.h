@@ -36,6 +36,10 @@ size_t host_total_memory(void);
 /* Cap the state's heap (skynet.memlimit); 0 = no cap. */
 void host_memlimit(lua_State *L, size_t bytes);
 
+/* skynet.core.callback(f [, forward]) lands here: the Lua function at `index` becomes the
+ * state's dispatcher; with forward set, the runtime keeps each message (skynet.forward_type). */
+void host_set_dispatcher(lua_State *L, int index, int forward);
+
 /* The modules compiled into the binary, for package.preload. */
 int luaopen_skynet_core(lua_State *L);
 

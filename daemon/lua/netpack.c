@@ -132,7 +132,7 @@ static struct np_queue *np_queue_arg(lua_State *L)
 
 /* filter(queue, msg, sz) -> queue [, "data", fd, frame, size | "more" | "open", fd, addr |
  * "close", fd | "error", fd, reason | "warning", fd, kbytes] */
-static int np_filter(lua_State *L)
+static int l_filter(lua_State *L)
 {
     if (lua_gettop(L) < 3)
         lua_settop(L, 3);
@@ -187,7 +187,7 @@ static int np_filter(lua_State *L)
 }
 
 /* pop(queue) -> fd, frame, size | nothing */
-static int np_pop(lua_State *L)
+static int l_pop(lua_State *L)
 {
     struct np_queue *q = luaL_checkudata(L, 1, NP_QUEUE);
     if (q->head == q->count)
@@ -200,7 +200,7 @@ static int np_pop(lua_State *L)
 }
 
 /* pack(string | lightuserdata, size) -> frame (malloc'd, length-prefixed), size */
-static int np_pack(lua_State *L)
+static int l_pack(lua_State *L)
 {
     size_t len;
     const char *p;
@@ -225,7 +225,7 @@ static int np_pack(lua_State *L)
 }
 
 /* tostring(frame, size) -> string; frees the frame */
-static int np_tostring(lua_State *L)
+static int l_tostring(lua_State *L)
 {
     void *p = lua_touserdata(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
@@ -238,7 +238,7 @@ static int np_tostring(lua_State *L)
     return 1;
 }
 
-static int np_clear(lua_State *L)
+static int l_clear(lua_State *L)
 {
     struct np_queue *q = luaL_checkudata(L, 1, NP_QUEUE);
     for (size_t i = q->head; i < q->count; i++)
@@ -255,11 +255,11 @@ static int np_clear(lua_State *L)
 int luaopen_netpack(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"filter", np_filter}, {"pop", np_pop},     {"pack", np_pack},
-        {"tostring", np_tostring}, {"clear", np_clear}, {NULL, NULL},
+        {"filter", l_filter},     {"pop", l_pop},     {"pack", l_pack},
+        {"tostring", l_tostring}, {"clear", l_clear}, {NULL, NULL},
     };
     if (luaL_newmetatable(L, NP_QUEUE)) {
-        lua_pushcfunction(L, np_clear);
+        lua_pushcfunction(L, l_clear);
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);

@@ -165,10 +165,14 @@ static uint32_t hash_num(double d)
 static uint32_t key_hash(const struct st_key *k)
 {
     switch (k->type) {
-    case ST_STR: return k->hash;
-    case ST_NUM: return hash_num(k->n);
-    case ST_TRUE: return 0x9e3779b9u;
-    default: return 0x7f4a7c15u;
+    case ST_STR:
+        return k->hash;
+    case ST_NUM:
+        return hash_num(k->n);
+    case ST_TRUE:
+        return 0x9e3779b9u;
+    default:
+        return 0x7f4a7c15u;
     }
 }
 
@@ -200,7 +204,8 @@ static int key_from_lua(lua_State *L, int idx, struct st_key *k)
     case LUA_TBOOLEAN:
         k->type = lua_toboolean(L, idx) ? ST_TRUE : ST_FALSE;
         return 1;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -307,7 +312,9 @@ static void build_value(struct build *b, int idx, struct st_value *out)
 {
     lua_State *L = b->L;
     switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN: out->type = lua_toboolean(L, idx) ? ST_TRUE : ST_FALSE; break;
+    case LUA_TBOOLEAN:
+        out->type = lua_toboolean(L, idx) ? ST_TRUE : ST_FALSE;
+        break;
     case LUA_TNUMBER:
         out->type = ST_NUM;
         out->u.n = lua_tonumber(L, idx);
@@ -320,7 +327,8 @@ static void build_value(struct build *b, int idx, struct st_value *out)
         out->type = ST_TABLE;
         out->u.t = build_node(b, idx);
         break;
-    default: build_fail(b, "unsupported value type", idx);
+    default:
+        build_fail(b, "unsupported value type", idx);
     }
 }
 
@@ -832,16 +840,27 @@ static void push_value(lua_State *L, int pidx, int kidx, struct st_view pv,
                        const struct st_value *v)
 {
     switch (v->type) {
-    case ST_NIL: lua_pushnil(L); break;
-    case ST_FALSE: lua_pushboolean(L, 0); break;
-    case ST_TRUE: lua_pushboolean(L, 1); break;
-    case ST_NUM: lua_pushnumber(L, v->u.n); break;
-    case ST_STR: lua_pushlstring(L, v->u.s->bytes, v->u.s->len); break;
-    default: child_push(L, pidx, kidx, v->u.t, pv.id);
+    case ST_NIL:
+        lua_pushnil(L);
+        break;
+    case ST_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    case ST_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case ST_NUM:
+        lua_pushnumber(L, v->u.n);
+        break;
+    case ST_STR:
+        lua_pushlstring(L, v->u.s->bytes, v->u.s->len);
+        break;
+    default:
+        child_push(L, pidx, kidx, v->u.t, pv.id);
     }
 }
 
-static int mm_index(lua_State *L)
+static int l_index(lua_State *L)
 {
     struct st_view pv = proxy_checked(L, 1);
     struct st_key k;
@@ -851,7 +870,7 @@ static int mm_index(lua_State *L)
     return 1;
 }
 
-static int mm_newindex(lua_State *L)
+static int l_newindex(lua_State *L)
 {
     check_proxy(L, 1);
     push_path(L, 1);
@@ -899,7 +918,7 @@ static int l_next(lua_State *L)
     return 0;
 }
 
-static int mm_pairs(lua_State *L)
+static int l_pairs(lua_State *L)
 {
     check_proxy(L, 1);
     lua_pushvalue(L, lua_upvalueindex(2));
@@ -921,7 +940,7 @@ static int ipairs_step(lua_State *L)
     return 2;
 }
 
-static int mm_ipairs(lua_State *L)
+static int l_ipairs(lua_State *L)
 {
     check_proxy(L, 1);
     lua_pushcfunction(L, ipairs_step);
@@ -1002,12 +1021,23 @@ static void push_plain_node(lua_State *L, const struct st_node *n)
 static void push_plain(lua_State *L, const struct st_value *v)
 {
     switch (v->type) {
-    case ST_FALSE: lua_pushboolean(L, 0); break;
-    case ST_TRUE: lua_pushboolean(L, 1); break;
-    case ST_NUM: lua_pushnumber(L, v->u.n); break;
-    case ST_STR: lua_pushlstring(L, v->u.s->bytes, v->u.s->len); break;
-    case ST_TABLE: push_plain_node(L, v->u.t); break;
-    default: lua_pushnil(L);
+    case ST_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    case ST_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case ST_NUM:
+        lua_pushnumber(L, v->u.n);
+        break;
+    case ST_STR:
+        lua_pushlstring(L, v->u.s->bytes, v->u.s->len);
+        break;
+    case ST_TABLE:
+        push_plain_node(L, v->u.t);
+        break;
+    default:
+        lua_pushnil(L);
     }
 }
 
@@ -1089,14 +1119,13 @@ static void install_compat(lua_State *L)
 int luaopen_skynet_sharetree(lua_State *L)
 {
     static const luaL_Reg meta[] = {
-        {"__index", mm_index}, {"__newindex", mm_newindex}, {"__len", l_len},
-        {"__pairs", mm_pairs}, {"__ipairs", mm_ipairs},   {NULL, NULL},
+        {"__index", l_index}, {"__newindex", l_newindex}, {"__len", l_len},
+        {"__pairs", l_pairs}, {"__ipairs", l_ipairs},     {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {
-        {"publish", l_publish}, {"delete", l_delete},   {"names", l_names},
-        {"size", l_size},       {"query", l_query},     {"exists", l_exists},
-        {"refresh", l_refresh}, {"copy", l_copy},       {"len", l_len},
-        {"isproxy", l_isproxy}, {"alive", l_alive},     {NULL, NULL},
+        {"publish", l_publish}, {"delete", l_delete},   {"names", l_names},     {"size", l_size},
+        {"query", l_query},     {"exists", l_exists},   {"refresh", l_refresh}, {"copy", l_copy},
+        {"len", l_len},         {"isproxy", l_isproxy}, {"alive", l_alive},     {NULL, NULL},
     };
     if (luaL_newmetatable(L, ST_REF_MT)) {
         lua_pushcfunction(L, ref_gc);

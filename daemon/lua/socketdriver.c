@@ -553,18 +553,31 @@ static int l_stats(lua_State *L)
 int luaopen_socketdriver(lua_State *L)
 {
     static const luaL_Reg buf_methods[] = {
-        {"push", l_buf_push},       {"size", l_buf_size},         {"pop", l_buf_pop},
-        {"readall", l_buf_readall}, {"readline", l_buf_readline}, {"popframe", l_buf_popframe},
-        {"clear", l_buf_clear},     {NULL, NULL},
+        {"push", l_buf_push},         {"size", l_buf_size},
+        {"pop", l_buf_pop},           {"readall", l_buf_readall},
+        {"readline", l_buf_readline}, {"popframe", l_buf_popframe},
+        {"clear", l_buf_clear},       {NULL, NULL},
     };
     static const luaL_Reg funcs[] = {
-        {"listen", l_listen},   {"connect", l_connect}, {"start", l_start},
-        {"pause", l_pause},     {"close", l_close},     {"shutdown", l_shutdown},
-        {"nodelay", l_nodelay}, {"send", l_send},       {"lsend", l_lsend},
-        {"unpack", l_unpack},   {"buffer", l_buffer},   {"header", l_header},
-        {"stats", l_stats},     {"accept_limit", l_accept_limit},
-        {"udp", l_udp},         {"udp_listen", l_udp},  {"udp_dial", l_udp_dial},
-        {"udp_connect", l_udp_connect}, {"udp_send", l_udp_send},
+        {"listen", l_listen},
+        {"connect", l_connect},
+        {"start", l_start},
+        {"pause", l_pause},
+        {"close", l_close},
+        {"shutdown", l_shutdown},
+        {"nodelay", l_nodelay},
+        {"send", l_send},
+        {"lsend", l_lsend},
+        {"unpack", l_unpack},
+        {"buffer", l_buffer},
+        {"header", l_header},
+        {"stats", l_stats},
+        {"accept_limit", l_accept_limit},
+        {"udp", l_udp},
+        {"udp_listen", l_udp},
+        {"udp_dial", l_udp_dial},
+        {"udp_connect", l_udp_connect},
+        {"udp_send", l_udp_send},
         {"udp_address", l_udp_address},
         {NULL, NULL},
     };
@@ -582,8 +595,8 @@ int luaopen_socketdriver(lua_State *L)
     static const struct {
         const char *name;
         int type;
-    } events[] = {{"DATA", REACTOR_DATA},     {"OPEN", REACTOR_OPEN},   {"CLOSE", REACTOR_CLOSE},
-                  {"ACCEPT", REACTOR_ACCEPT}, {"ERROR", REACTOR_ERROR}, {"UDP", REACTOR_UDP},
+    } events[] = {{"DATA", REACTOR_DATA},      {"OPEN", REACTOR_OPEN},   {"CLOSE", REACTOR_CLOSE},
+                  {"ACCEPT", REACTOR_ACCEPT},  {"ERROR", REACTOR_ERROR}, {"UDP", REACTOR_UDP},
                   {"WARNING", REACTOR_WARNING}};
     lua_createtable(L, 0, (int)(sizeof events / sizeof *events));
     for (size_t i = 0; i < sizeof events / sizeof *events; i++) {

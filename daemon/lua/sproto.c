@@ -130,12 +130,24 @@ static int sp_load_field(struct sproto *sp, struct sproto_field *f, const uint8_
         if (it.tag > 6 || sproto_item_int(&it, &v) < 0)
             continue; /* a field from a newer schema format */
         switch (it.tag) {
-        case 1: buildin = v; break;
-        case 2: typeidx = v; break;
-        case 3: tag = v; break;
-        case 4: f->array = v != 0; break;
-        case 5: key = v; break;
-        default: f->map = v != 0; break;
+        case 1:
+            buildin = v;
+            break;
+        case 2:
+            typeidx = v;
+            break;
+        case 3:
+            tag = v;
+            break;
+        case 4:
+            f->array = v != 0;
+            break;
+        case 5:
+            key = v;
+            break;
+        default:
+            f->map = v != 0;
+            break;
         }
     }
     if (rc < 0 || !f->name || tag < 0 || tag > SPROTO_MAXTAG || buildin > SPROTO_DOUBLE)
@@ -338,10 +350,7 @@ void sproto_release(struct sproto *sp)
     free(sp);
 }
 
-size_t sproto_memsize(const struct sproto *sp)
-{
-    return sp->bytes;
-}
+size_t sproto_memsize(const struct sproto *sp) { return sp->bytes; }
 
 const struct sproto_proto *sproto_proto_by_tag(const struct sproto *sp, long tag)
 {
@@ -363,10 +372,7 @@ const struct sproto_proto *sproto_proto_by_tag(const struct sproto *sp, long tag
  * those bytes; a word without zeros opens a raw run (0xff, words-1, the words), which goes on
  * taking words with at most two zeros, up to 256 words. */
 
-size_t sproto_pack_bound(size_t n)
-{
-    return (n + 7) / 8 * 10 + 2;
-}
+size_t sproto_pack_bound(size_t n) { return (n + 7) / 8 * 10 + 2; }
 
 size_t sproto_pack(const uint8_t *src, size_t n, uint8_t *out)
 {
@@ -432,4 +438,3 @@ long sproto_unpack(const uint8_t *src, size_t n, uint8_t *out, size_t cap)
     }
     return len > (size_t)SPROTO_MAXSIZE ? -1 : (long)len;
 }
-

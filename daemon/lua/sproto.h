@@ -71,8 +71,8 @@ struct sproto_reader {
 
 struct sproto_item {
     long tag;
-    int inl;         /* 1: value is in the slot */
-    int64_t value;   /* the inline value */
+    int inl;       /* 1: value is in the slot */
+    int64_t value; /* the inline value */
     const uint8_t *data;
     uint32_t len;
 };

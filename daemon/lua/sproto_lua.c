@@ -328,7 +328,8 @@ static void sp_enc_struct(struct sp_enc *e, const struct sproto_type *t, int tbl
             slot = sp_enc_single(e, f, top, depth);
         lua_settop(L, top - 1);
         if (f->tag - last > 1)
-            sproto_put_le(e->b->p + start + 2 + 2 * nslot++, 2 * (unsigned)(f->tag - last - 1) - 1, 2);
+            sproto_put_le(e->b->p + start + 2 + 2 * nslot++, 2 * (unsigned)(f->tag - last - 1) - 1,
+                          2);
         sproto_put_le(e->b->p + start + 2 + 2 * nslot++, slot, 2);
         last = f->tag;
     }
@@ -352,7 +353,7 @@ static int sp_encode_body(lua_State *L)
  * The scratch buffer is shared by the module's functions; an encode that starts while another
  * is running (a metamethod of the message encoding something) gets a buffer of its own. The
  * body runs under lua_pcall so that an error cannot leave the shared buffer marked busy. */
-static int sp_lencode(lua_State *L)
+static int l_encode(lua_State *L)
 {
     const struct sproto_type *t = lua_touserdata(L, 1);
     if (!t) {
@@ -390,8 +391,8 @@ static int sp_dec_fail(lua_State *L, const char *why)
     return luaL_error(L, "decode error: %s", why);
 }
 
-static size_t sp_dec_struct(lua_State *L, const struct sproto_type *t, const uint8_t *p, size_t size,
-                            int out, int depth);
+static size_t sp_dec_struct(lua_State *L, const struct sproto_type *t, const uint8_t *p,
+                            size_t size, int out, int depth);
 
 static void sp_dec_integer(lua_State *L, const struct sproto_field *f, int64_t v)
 {
@@ -409,7 +410,8 @@ static void sp_dec_struct_part(lua_State *L, const struct sproto_field *f, const
     sp_dec_struct(L, f->st, p, len, lua_gettop(L), depth + 1);
 }
 
-static void sp_dec_numbers(lua_State *L, const struct sproto_field *f, const uint8_t *p, uint32_t len)
+static void sp_dec_numbers(lua_State *L, const struct sproto_field *f, const uint8_t *p,
+                           uint32_t len)
 {
     if (len == 0)
         return;
@@ -527,8 +529,8 @@ static void sp_dec_single(lua_State *L, const struct sproto_field *f, const stru
 
 /* Fill the table at out from the struct at p; returns the bytes it spans. Unknown tags are
  * skipped (a newer peer's fields). */
-static size_t sp_dec_struct(lua_State *L, const struct sproto_type *t, const uint8_t *p, size_t size,
-                            int out, int depth)
+static size_t sp_dec_struct(lua_State *L, const struct sproto_type *t, const uint8_t *p,
+                            size_t size, int out, int depth)
 {
     struct sproto_reader r = {0};
     struct sproto_item it;
@@ -557,7 +559,7 @@ static size_t sp_dec_struct(lua_State *L, const struct sproto_type *t, const uin
 }
 
 /* decode(type, string | userdata, size [, table]) -> table, bytes used */
-static int sp_ldecode(lua_State *L)
+static int l_decode(lua_State *L)
 {
     const struct sproto_type *t = lua_touserdata(L, 1);
     size_t sz = 0;
@@ -575,7 +577,7 @@ static int sp_ldecode(lua_State *L)
 
 /* ---- Lua: pack, unpack -------------------------------------------------------------------- */
 
-static int sp_lpack(lua_State *L)
+static int l_pack(lua_State *L)
 {
     size_t sz;
     const uint8_t *src = sp_checkbuffer(L, 1, &sz);
@@ -586,7 +588,7 @@ static int sp_lpack(lua_State *L)
     return 1;
 }
 
-static int sp_lunpack(lua_State *L)
+static int l_unpack(lua_State *L)
 {
     size_t sz;
     const uint8_t *src = sp_checkbuffer(L, 1, &sz);
@@ -601,7 +603,7 @@ static int sp_lunpack(lua_State *L)
 
 /* ---- Lua: schema objects ------------------------------------------------------------------ */
 
-static int sp_lnewproto(lua_State *L)
+static int l_newproto(lua_State *L)
 {
     size_t sz;
     const char *bin = luaL_checklstring(L, 1, &sz);
@@ -612,13 +614,13 @@ static int sp_lnewproto(lua_State *L)
     return 1;
 }
 
-static int sp_ldeleteproto(lua_State *L)
+static int l_deleteproto(lua_State *L)
 {
     sproto_release(sp_checkproto(L, 1));
     return 0;
 }
 
-static int sp_lquerytype(lua_State *L)
+static int l_querytype(lua_State *L)
 {
     struct sproto *sp = sp_checkproto(L, 1);
     const char *name = luaL_checkstring(L, 2);
@@ -632,7 +634,7 @@ static int sp_lquerytype(lua_State *L)
 
 /* protocol(sp, name | tag) -> tag | name, request type | nil, response type | NULL (a
  * `response nil` protocol: a reply with no content) | nil */
-static int sp_lprotocol(lua_State *L)
+static int l_protocol(lua_State *L)
 {
     struct sproto *sp = sp_checkproto(L, 1);
     const struct sproto_proto *p = NULL;
@@ -674,14 +676,14 @@ static int sp_slot_index(lua_State *L, int idx)
     return (int)i;
 }
 
-static int sp_lsaveproto(lua_State *L)
+static int l_saveproto(lua_State *L)
 {
     struct sproto *sp = sp_checkproto(L, 1);
     atomic_store_explicit(&sp_slots[sp_slot_index(L, 2)], sp, memory_order_release);
     return 0;
 }
 
-static int sp_lloadproto(lua_State *L)
+static int l_loadproto(lua_State *L)
 {
     int i = sp_slot_index(L, 1);
     struct sproto *sp = atomic_load_explicit(&sp_slots[i], memory_order_acquire);
@@ -716,7 +718,7 @@ static void sp_push_default(lua_State *L, const struct sproto_field *f, int elem
 }
 
 /* default(type) -> a table with every field at its zero value; arrays as { __array = elem } */
-static int sp_ldefault(lua_State *L)
+static int l_default(lua_State *L)
 {
     const struct sproto_type *t = lua_touserdata(L, 1);
     if (!t)
@@ -737,7 +739,7 @@ static int sp_ldefault(lua_State *L)
 }
 
 /* memsize(sp) -> bytes of heap the schema holds (skyjet's own; used by the memory figure) */
-static int sp_lmemsize(lua_State *L)
+static int l_memsize(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)sproto_memsize(sp_checkproto(L, 1)));
     return 1;
@@ -746,14 +748,17 @@ static int sp_lmemsize(lua_State *L)
 int luaopen_sproto_core(lua_State *L)
 {
     static const luaL_Reg plain[] = {
-        {"newproto", sp_lnewproto}, {"deleteproto", sp_ldeleteproto},
-        {"querytype", sp_lquerytype}, {"decode", sp_ldecode},
-        {"protocol", sp_lprotocol}, {"saveproto", sp_lsaveproto},
-        {"loadproto", sp_lloadproto}, {"default", sp_ldefault},
-        {"memsize", sp_lmemsize}, {NULL, NULL},
+        {"newproto", l_newproto},   {"deleteproto", l_deleteproto},
+        {"querytype", l_querytype}, {"decode", l_decode},
+        {"protocol", l_protocol},   {"saveproto", l_saveproto},
+        {"loadproto", l_loadproto}, {"default", l_default},
+        {"memsize", l_memsize},     {NULL, NULL},
     };
     static const luaL_Reg buffered[] = {
-        {"encode", sp_lencode}, {"pack", sp_lpack}, {"unpack", sp_lunpack}, {NULL, NULL},
+        {"encode", l_encode},
+        {"pack", l_pack},
+        {"unpack", l_unpack},
+        {NULL, NULL},
     };
     lua_newtable(L);
     luaL_register(L, NULL, plain);

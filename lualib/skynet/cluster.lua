@@ -43,7 +43,7 @@ local function push_queued(node, address, msg, sz)
 			skynet.wakeup(co)
 		end
 		if not ok then
-			skynet.error(string.format("cluster.send to %s dropped %d message(s): %s", node, #q,
+			skynet.log("warn", string.format("cluster.send to %s dropped %d message(s): %s", node, #q,
 				tostring(s)))
 		end
 	end)

@@ -3,7 +3,6 @@
 -- TERM, SUPPORT, PING, LINK, RUN. An unknown command is a handler error, so the caller gets
 -- "call failed".
 local skynet = require "skynet"
-local c = require "skynet.core"
 
 local CMD = {}
 local links = {}

@@ -316,8 +316,10 @@ int main(int argc, char **argv)
             conns = atoi(optarg);
             break;
         default:
-            fprintf(stderr, "usage: %s [-p ping_seconds] [-b bulk_seconds] [-n bulk_max_bytes] [-c conns]\n",
-                    argv[0]);
+            fprintf(
+                stderr,
+                "usage: %s [-p ping_seconds] [-b bulk_seconds] [-n bulk_max_bytes] [-c conns]\n",
+                argv[0]);
             return 2;
         }
     }

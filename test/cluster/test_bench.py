@@ -4,8 +4,10 @@ asserted: this only proves that the suite works, so that a real run on a quiet m
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 from lib import check
 
@@ -40,3 +42,20 @@ def test_smoke_run_reports_a_positive_value_for_every_workload(ctx):
     for name in ("cluster_call_1", "cluster_call_256", "cluster_large", "loopback_pingpong"):
         row = result["results"][name]
         check(0 < row["p50_us_median"] <= row["p99_us_median"], f"{name}: p50/p99 {row}")
+
+
+def test_each_run_draws_a_chart_beside_the_previous_run(ctx):
+    def bench():
+        p = subprocess.run([sys.executable, os.path.join(ctx.root, "scripts", "bench"), "--smoke",
+                            "--runs", "1", "--bin", ctx.binary, "--out", ctx.tmp, "local_send"],
+                           cwd=ctx.tmp, capture_output=True, text=True, timeout=240)
+        check(p.returncode == 0, p.stdout + p.stderr)
+        m = re.search(r"^chart: (\S+\.svg)", p.stdout, re.M)
+        check(m, p.stdout + p.stderr)
+        with open(m.group(1)) as f:
+            return f.read(), p.stdout
+    svg, _ = bench()
+    check("<svg" in svg and "local_send (msgs/s)" in svg and "previous: none" in svg, svg[:2000])
+    time.sleep(1.1)  # result files are named by the second
+    svg, out = bench()
+    check("beside" in out and "previous: 20" in svg and "current: 20" in svg, out + svg[:2000])

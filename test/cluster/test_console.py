@@ -62,6 +62,8 @@ def test_debug_console_skynet_commands(ctx):
     # call: arguments are a Lua expression list; answers are Skynet's table.pack dump
     check(kv(con.cmd(f'call {addr} "echo", 1, "two words", {{x = 3}}')) ==
           {"1": "1", "2": "two words", "3": "x:3", "n": "3"}, "call")
+    # trailing nils count, both ways (Skynet's table.pack): "echo", nil sends one nil and gets it back
+    check(kv(con.cmd(f'call {addr} "echo", 1, nil')) == {"1": "1", "n": "2"}, "call keeps trailing nils")
     check("invalid arguments" in con.error(f"call {addr} )("), "bad expression")
     check("need arguments" in con.error(f"call {addr}"), "call without arguments")
     check("unknown command nope" in con.error(f'call {addr} "nope"'), "the callee's error")

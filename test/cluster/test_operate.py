@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 
 from lib import check, free_port, wait_for
 
@@ -184,3 +185,38 @@ def test_check_evaluates_the_cluster_file_and_what_the_node_needs(ctx):
                               "secret_file = ok.secret\n")
     p = ctx.run(["--test", ini])
     check(p.returncode == 0 and "is valid" in p.stdout, p.stdout + p.stderr)
+
+
+# --- exported symbols ----------------------------------------------------------------------------
+
+def test_lua_c_modules_load_and_our_names_stay_private(ctx):
+    """Debian's lpeg binds to the Lua C API (from libluajit); none of our own functions is
+    exported for a loaded module to bind to by accident."""
+    p = subprocess.run(["nm", "-D", "--defined-only", ctx.binary], capture_output=True, text=True)
+    check(p.returncode == 0, p.stderr)
+    ours = [line.split()[-1] for line in p.stdout.splitlines()
+            if re.search(r" T (log_|timer_|config_|service_|handle_|mq_|env_|host_|reactor_|seri_)",
+                         line)]
+    check(not ours, f"exported: {ours[:20]}")
+    node = ctx.node("n1", "op_start lpeg", lua="cpath = /usr/lib/x86_64-linux-gnu/lua/5.1/?.so")
+    check(node.wait_exit() == 0, node.tail())
+    check("LPEG 2026" in node.text(), node.tail())
+
+
+# --- runtime problems are warnings ---------------------------------------------------------------
+
+def test_problems_found_at_run_time_are_logged_at_warn_or_error(ctx):
+    p1 = free_port()
+    cf = ctx.cluster_file({"n1": p1})
+    node = ctx.ctl_node("n1", cf, cluster="secret_file = missing.secret")
+    node.eval('cluster.open("n1")')
+    node.wait_log(r"ERROR \[:[0-9a-f]{8}\] cluster: cannot read secret_file|"
+                  r"WARN \[:[0-9a-f]{8}\] cluster secret_file \S+ cannot be read")
+    node.eval('pcall(skynet.call, skynet.newservice("probe"), "lua", "fail", "runtime-boom")')
+    node.wait_log(r"ERROR \[:[0-9a-f]{8}\] lua call \[[0-9a-f]+ to :[0-9a-f]+ .*runtime-boom")
+    ctx.write("clustername.lua", "n1 = = broken\n")
+    node.signal(signal.SIGHUP)
+    node.wait_log(r"WARN \[:[0-9a-f]{8}\] cluster reload failed, node table unchanged: .*"
+                  r"clustername\.lua:1:")
+    node.eval('skynet.error("an ordinary message")')
+    node.wait_log(r"INFO \[:[0-9a-f]{8}\] an ordinary message")

@@ -577,11 +577,49 @@ def test_scripts_cluster_up_three_nodes_call_across_them_then_down(ctx):
     no_reports(ctx)
 
 
+def test_scripts_cluster_evaluates_the_file_reports_failed_starts_and_silent_nodes(ctx):
+    base = free_port()
+    # Lua, not a list of lines: a local, arithmetic and concatenation, as the node evaluates it
+    cf = ctx.write("lua.lua", f'local host = "127.0.0.1"\nok = host .. ":" .. ({base} + 0)\n'
+                              f'bad = host .. ":{free_port()}"\nquiet = host .. ":{free_port()}"\n')
+    # quiet has its own INI: it runs (spawned in the background) but never opens its port
+    ctx.write("quiet.ini", "[node]\nname = quiet\nthreads = 1\nstart = idle\n[lua]\n"
+              f"service_path = {os.path.join(ctx.root, 'test', 'lua', '?.lua')}\n")
+    pidfiles = [ctx.path("run", n + ".pid") for n in ("ok", "bad", "quiet")]
+    try:
+        rc, out = cluster_script(ctx, "up", cf, "--start", "bad=no_such_service", "--timeout", "3")
+        check(rc == 1 and "ok: started" in out, out)
+        check(re.search(r"bad: cannot start: .*status 1.*start service .*no_such_service.* failed",
+                        out), out)
+        check("quiet: pid" in out and "is not listening on 127.0.0.1:" in out, out)
+        rc, out = cluster_script(ctx, "status", cf)
+        check(rc == 3 and re.search(r"quiet\s+\d+\s+running\s+\S+\s+no", out) and
+              re.search(r"ok\s+\d+\s+running\s+\S+\s+yes", out), out)
+    finally:
+        cluster_script(ctx, "down", cf)
+        kill_leftovers(*(read_pid(p) for p in pidfiles))
+    ctx.write("broken.lua", 'a = "127.0.0.1:7000"\nb = = 1\n')
+    rc, out = cluster_script(ctx, "status", ctx.path("broken.lua"))
+    check(rc == 1 and re.search(r"broken\.lua:2: unexpected symbol", out), out)
+    no_reports(ctx)
+
+
 def test_scripts_cluster_refuses_nodes_that_are_not_local(ctx):
     cf = ctx.write("far.lua", f'near = "127.0.0.1:{free_port()}"\nfar = "10.0.0.2:7001"\n')
     rc, out = cluster_script(ctx, "up", cf)
     check(rc == 1 and "127.0.0.1" in out and "far = 10.0.0.2:7001" in out, out)
     check(not os.path.exists(ctx.path("run", "near.pid")), "nothing started")
+
+
+def test_readme_and_docs_link_only_files_in_the_repository(ctx):
+    """A clone has everything the README and docs/ point to (no ../shared/...)."""
+    for doc in ["README.md"] + glob.glob(os.path.join(ctx.root, "docs", "*.md")):
+        path = os.path.join(ctx.root, doc)
+        text = open(path).read()
+        check("../shared" not in text, f"{doc} points outside the repository")
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            check(os.path.exists(os.path.join(os.path.dirname(path), target)),
+                  f"{os.path.relpath(path, ctx.root)} links {target}, which is not there")
 
 
 # --- make install and the example configs ------------------------------------------------------

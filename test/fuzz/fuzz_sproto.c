@@ -16,7 +16,8 @@
 #include <string.h>
 
 static lua_State *L;
-static void *fuzz_schema_keep; /* the vector schema, visible to LeakSanitizer (LuaJIT's heap is not) */
+static void
+    *fuzz_schema_keep; /* the vector schema, visible to LeakSanitizer (LuaJIT's heap is not) */
 
 static const char fuzz_setup[] =
     "package.path = 'lualib/?.lua'\n"
@@ -130,9 +131,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     switch (data[0] % 3) {
-    case 0: fuzz_decode(data + 1, size - 1); break;
-    case 1: fuzz_unpack(data + 1, size - 1); break;
-    default: fuzz_schema(data + 1, size - 1); break;
+    case 0:
+        fuzz_decode(data + 1, size - 1);
+        break;
+    case 1:
+        fuzz_unpack(data + 1, size - 1);
+        break;
+    default:
+        fuzz_schema(data + 1, size - 1);
+        break;
     }
     return 0;
 }

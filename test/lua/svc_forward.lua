@@ -9,7 +9,7 @@ skynet.register_protocol {
 	unpack = function(msg, sz)
 		return msg, sz
 	end,
-	dispatch = function(session, source, msg, sz)
+	dispatch = function(_, _, msg, sz)
 		local cmd = skynet.unpack(msg, sz)
 		skynet.trash(msg, sz)
 		skynet.retpack("forwarded:" .. cmd)

@@ -115,6 +115,7 @@ T.case("write_response_refuses_header_injection", function()
 	T.ok(tostring(err):find "bad header field", err)
 	ok, err = httpd.write_response(write, 200, "x", { ["bad name"] = "v" })
 	T.eq(ok, false)
+	T.ok(tostring(err):find "bad header field", err)
 	out = {}
 	T.ok(httpd.write_response(write, 404, nil, { ["x-b"] = { "1", "2" } }))
 	T.eq(table.concat(out), "HTTP/1.1 404 Not Found\r\nx-b: 1\r\nx-b: 2\r\n\r\n")

@@ -36,7 +36,7 @@ local function spawn_and_exit(total, spawners)
 		skynet.send(handles[i], "lua", "exit")
 	end
 	T.wait_until(function()
-		return require("skynet.core").count() <= 8
+		return require("skyjet").count() <= 8
 	end, 60, "services to exit")
 end
 

@@ -22,12 +22,6 @@ local function hex(s)
 	end))
 end
 
-local function unhex(h)
-	return (string.gsub(h, "%x%x", function(x)
-		return string.char(tonumber(x, 16))
-	end))
-end
-
 local function sha256(s)
 	local path = skynet.getenv("test_tmp") .. "/sha.bin"
 	local f = assert(io.open(path, "wb"))
@@ -278,6 +272,7 @@ T.case("rpc_sessions_confirm_and_notifications", function()
 	-- `response nil`: the answer carries the session only
 	local msg = send("ack", nil, 7)
 	kind, name, args, resp = server:dispatch(msg)
+	T.eq(kind, "REQUEST")
 	T.eq(name, "ack")
 	T.eq(args, nil)
 	local k, session, result = client:dispatch(resp())

@@ -59,7 +59,7 @@ T.case("string_messages_and_read_with_ud", function()
 	T.eq(s, "raw bytes")
 	T.eq(ud, "extra")
 	obj("")
-	T.same({ r(function(msg, sz)
+	T.same({ r(function(_, sz)
 		return sz
 	end) }, { true, 0 })
 end)

@@ -1044,7 +1044,7 @@ START_TEST(test_packresponse_borrowed_packs_like_packresponse_and_keeps_the_buff
         lua_pop(L, 2);
     }
     buf[0] ^= 1; /* still ours: writable (ASan would report a use after free) */
-    free(buf);    /* and freed once, by us (ASan would report a double free) */
+    free(buf);   /* and freed once, by us (ASan would report a double free) */
     lua_settop(L, 0);
 }
 END_TEST

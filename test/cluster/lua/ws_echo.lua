@@ -12,7 +12,7 @@ function handle.connect(id)
 	skynet.error("WS connect " .. id)
 end
 
-function handle.handshake(id, header, url)
+function handle.handshake(id, _, url)
 	skynet.error(string.format("WS handshake %s %s", url, websocket.addrinfo(id)))
 end
 
@@ -29,7 +29,7 @@ function handle.message(id, msg, kind)
 	end
 end
 
-function handle.ping(id, data)
+function handle.ping(_, data)
 	skynet.error("WS ping [" .. tostring(data) .. "]")
 end
 
@@ -37,11 +37,11 @@ function handle.pong(id)
 	skynet.error("WS pong " .. id)
 end
 
-function handle.close(id, code, reason)
+function handle.close(_, code, reason)
 	skynet.error(string.format("WS close %s %s", tostring(code), tostring(reason)))
 end
 
-function handle.error(id, why)
+function handle.error(_, why)
 	skynet.error("WS error " .. tostring(why))
 end
 
