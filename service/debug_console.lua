@@ -157,9 +157,10 @@ local function memory_lines(cmd)
 	for _, h in ipairs(handles) do
 		local v = answers[h]
 		total = total + (v or 0)
-		out[#out + 1] = string.format("%-10s %10s KB  %s", skynet.address(h), kb(v), desc[h])
+		-- Skynet's launcher MEM form: ADDR<TAB>12.34 Kb (launch line)
+		out[#out + 1] = string.format("%s\t%s Kb (%s)", skynet.address(h), kb(v), desc[h])
 	end
-	out[#out + 1] = string.format("total      %10.2f KB in %d services", total, #handles)
+	out[#out + 1] = string.format("total\t%.2f Kb in %d services", total, #handles)
 	return out
 end
 

@@ -1,6 +1,6 @@
 -- bench: the helpers shared by the benchmark workloads in test/bench/ (a library module, found
 -- through [lua] lib_path). A workload is a start service: bench.main runs its body, and every
--- result is one log line "BENCH name=<name> value=<number> unit=<unit> [p50_us=.. p99_us=..]";
+-- result is one log line "BENCH name=<name> value=<number> unit=<unit> [p50_us=.. p90_us p99_us p999_us]";
 -- then the node stops (skynet.abort). A body that raises logs "BENCH FAILED <error>" instead.
 local skynet = require "skynet"
 
@@ -59,12 +59,14 @@ function bench.percentile(sorted, q)
 	return sorted[math.min(#sorted, math.max(1, math.ceil(q * #sorted)))]
 end
 
--- Logs one result line; with sorted latencies (ns) it adds their p50 and p99 in microseconds.
+-- Logs one result line; with sorted latencies (ns) it adds their p50, p90, p99 and p99.9
+-- (p999_us) in microseconds.
 function bench.report(name, value, unit, lat)
 	local extra = ""
 	if lat and #lat > 0 then
-		extra = string.format(" p50_us=%.1f p99_us=%.1f", bench.percentile(lat, 0.50) / 1e3,
-			bench.percentile(lat, 0.99) / 1e3)
+		local function us(q) return bench.percentile(lat, q) / 1e3 end
+		extra = string.format(" p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f",
+			us(0.50), us(0.90), us(0.99), us(0.999))
 	end
 	skynet.error(string.format("BENCH name=%s value=%.1f unit=%s%s", name, value, unit, extra))
 end

@@ -9,7 +9,7 @@
  *   ping-pong over N connections at once (-c N, default 64): N client threads, each with its
  *              own connection and echo thread, doing the same; total round trips/s.
  * Output (stdout), one line each:
- *   BENCH name=loopback_pingpong value=<rt/s> unit=rt/s p50_us=<..> p99_us=<..>
+ *   BENCH name=loopback_pingpong value=<rt/s> unit=rt/s p50_us=<..> p90_us p99_us p999_us
  *   BENCH name=loopback_pingpong_<N> value=<rt/s> unit=rt/s
  *   BENCH name=loopback_bulk value=<MB/s> unit=MB/s
  * Usage: loopback [-p ping_seconds] [-b bulk_seconds] [-n bulk_max_bytes] [-c connections]
@@ -177,8 +177,10 @@ static void bench_pingpong(double seconds)
     close(fd);
     close(srv.listen_fd);
     qsort(lat, n, sizeof *lat, cmp_double);
-    printf("BENCH name=loopback_pingpong value=%.0f unit=rt/s p50_us=%.1f p99_us=%.1f\n",
-           (double)n / elapsed, percentile(lat, n, 0.50), percentile(lat, n, 0.99));
+    printf("BENCH name=loopback_pingpong value=%.0f unit=rt/s p50_us=%.1f p90_us=%.1f p99_us=%.1f "
+           "p999_us=%.1f\n",
+           (double)n / elapsed, percentile(lat, n, 0.50), percentile(lat, n, 0.90),
+           percentile(lat, n, 0.99), percentile(lat, n, 0.999));
     free(lat);
 }
 

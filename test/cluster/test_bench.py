@@ -41,7 +41,8 @@ def test_smoke_run_reports_a_positive_value_for_every_workload(ctx):
         check(name in p.stdout, f"{name} missing from the printed table\n{p.stdout}")
     for name in ("cluster_call_1", "cluster_call_256", "cluster_large", "loopback_pingpong"):
         row = result["results"][name]
-        check(0 < row["p50_us_median"] <= row["p99_us_median"], f"{name}: p50/p99 {row}")
+        check(0 < row["p50_us_median"] <= row["p90_us_median"] <= row["p99_us_median"]
+              <= row["p999_us_median"], f"{name}: p50/p90/p99/p99.9 {row}")
 
 
 def test_each_run_draws_a_chart_beside_the_previous_run(ctx):

@@ -222,7 +222,8 @@ def test_console_list_stat_mem_gc_ping_and_kill(ctx):
         check(stat["address"] == addr and "messages" in stat and stat["mqlen"] == "0" and
               float(stat["mem_kb"]) > 0, stat)
     mem = con.cmd("mem")
-    check(any(line.startswith(addr) and "KB" in line for line in mem) and "total" in mem[-1], mem)
+    check(any(re.match(re.escape(addr) + r"\t\d+\.\d\d Kb \(snlua idle\)$", line) for line in mem)
+          and "total" in mem[-1], mem)
     gc = con.cmd("gc")
     check(any(line.startswith(addr) for line in gc) and "total" in gc[-1], gc)
     for form in (addr, str(h), ".launcher"):

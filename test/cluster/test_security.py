@@ -224,6 +224,9 @@ def test_default_exposure_serves_skynet_usage_and_hides_internal_services(ctx):
     check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "@name")
     check(a.eval1(f'return cluster.call("n2", {handle}, "echo", 2)') == 2, "handle of a user service")
     check(a.eval1(f'return cluster.call("n2", ":{handle:08x}", "echo", 3)') == 3, ":hex")
+    # a bare name (skynet.register "NAME", as Skynet's examples/simpledb.lua does) is served too
+    b.eval1(f'require "skynet.manager" skynet.name("PROBE", {handle}) return true')
+    check(a.eval1('return cluster.call("n2", "PROBE", "echo", 4)') == 4, "bare NAME")
     # node-internal services stay out of reach by name and by handle
     launcher = b.eval1('return skynet.localname(".launcher")')
     clusterd = b.eval1('return skynet.localname(".clusterd")')
@@ -239,6 +242,9 @@ def test_default_exposure_serves_skynet_usage_and_hides_internal_services(ctx):
 def test_expose_registered_hides_local_names(ctx):
     a, b, handle = pair(ctx, callee="expose = registered")
     err = a.eval1('return select(2, pcall(cluster.call, "n2", ".probe", "echo", 1))')
+    check("not exposed" in err and "node-local name" in err, err)
+    b.eval1(f'require "skynet.manager" skynet.name("PROBE", {handle}) return true')
+    err = a.eval1('return select(2, pcall(cluster.call, "n2", "PROBE", "echo", 1))')
     check("not exposed" in err and "node-local name" in err, err)
     check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "@name")
     check(a.eval1(f'return cluster.call("n2", {handle}, "echo", 2)') == 2, "handle of a user service")

@@ -2,7 +2,7 @@
 -- clusteragent). "@name" is looked up in clusterd's registry (cached per link; concurrent look-ups
 -- of one name share one query; flush() on a registry change); every other address passes the
 -- exposure policy ([cluster] expose):
---   services (default, Skynet's usage): @names, .names and handles of every service that is not
+--   services (default, Skynet's usage): @names, .names, bare NAMEs and handles of every service not
 --     node-internal (launcher, clusterd, gates, agents, senders, console, metrics... mark
 --     themselves with core.internal());
 --   registered: @names, and handles of non-internal services (those registered services hand out);
@@ -63,25 +63,23 @@ function resolver:resolve(addr)
 	end
 	local handle = addr
 	if type(addr) == "string" then
-		local first = addr:sub(1, 1)
-		if first == "." then
+		if addr:sub(1, 1) == ":" then
+			handle = tonumber(addr:sub(2), 16)
+			if not handle then
+				return nil, "Invalid name " .. addr
+			end
+		else
+			-- ".name", or a bare "NAME" (skynet.register "NAME": Skynet's global name, node-wide here)
 			if EXPOSE == "all" then
 				return addr
 			elseif EXPOSE ~= "services" then
 				return nil, string.format("not exposed: %s is a node-local name ([cluster] expose = %s)",
 					addr, EXPOSE)
 			end
-			handle = skynet.localname(addr)
+			handle = core.query(addr)
 			if not handle then
 				return nil, "Invalid name " .. addr
 			end
-		elseif first == ":" then
-			handle = tonumber(addr:sub(2), 16)
-			if not handle then
-				return nil, "Invalid name " .. addr
-			end
-		else
-			return nil, "Invalid name " .. addr .. " (skyjet has no global names)"
 		end
 	end
 	if EXPOSE == "all" then
