@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#define MQ_INITIAL 64
+#define MQ_INITIAL 8 /* 256 bytes: most services never queue more (the ring doubles) */
 #define MQ_OVERLOAD 1024
 
 struct mq {

@@ -346,10 +346,23 @@ void host_set_dispatcher(lua_State *L, int index, int forward)
 
 /* ---- launch --------------------------------------------------------------------------- */
 
-/* C modules linked into the binary that services load only on require: package.loaders[1]
+/* C modules linked into the binary (add new ones here, not with preload()): package.loaders[1]
  * looks them up here after package.preload, so they cost an idle service nothing (an entry each
- * in every state's package.preload would grow that table past its 16 slots: ~0.8 KiB/service). */
+ * in every state's package.preload costs a closure, a string and a hash slot per state: the 12
+ * modules below were 1.3 KiB of an idle service). */
 static const luaL_Reg builtin_modules[] = {
+    {"skynet.core", luaopen_skynet_core},
+    {"skynet.seri", luaopen_skynet_seri},
+    {"skynet.socketdriver", luaopen_socketdriver},
+    {"socketdriver", luaopen_socketdriver},
+    {"skynet.cluster.core", luaopen_cluster_core},
+    {"skynet.crypto", luaopen_skynet_crypto},
+    {"cluster.core", luaopen_cluster_core},
+    {"skynet.sharetree", luaopen_skynet_sharetree},
+    {"skynet.stm", luaopen_skynet_stm},
+    {"sproto.core", luaopen_sproto_core},
+    {"skynet.netpack", luaopen_netpack},
+    {"netpack", luaopen_netpack},
     {"skynet.crypt", luaopen_skynet_crypt},
     {"crypt", luaopen_crypt_alias},
     {"md5", luaopen_md5},
@@ -510,18 +523,6 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
         enable_jit(h);
     else if (!paths.jit || strcmp(paths.jit, "auto") == 0)
         h->jit_countdown = JIT_AFTER;
-    preload(L, "skynet.core", luaopen_skynet_core);
-    preload(L, "skynet.seri", luaopen_skynet_seri);
-    preload(L, "skynet.socketdriver", luaopen_socketdriver);
-    preload(L, "socketdriver", luaopen_socketdriver);
-    preload(L, "skynet.cluster.core", luaopen_cluster_core);
-    preload(L, "skynet.crypto", luaopen_skynet_crypto);
-    preload(L, "cluster.core", luaopen_cluster_core);
-    preload(L, "skynet.sharetree", luaopen_skynet_sharetree);
-    preload(L, "skynet.stm", luaopen_skynet_stm);
-    preload(L, "sproto.core", luaopen_sproto_core);
-    preload(L, "skynet.netpack", luaopen_netpack);
-    preload(L, "netpack", luaopen_netpack);
     /* require() finds Lua modules through the chunk cache. */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaders");
