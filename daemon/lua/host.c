@@ -560,9 +560,6 @@ static int init_state(struct host *h, const char *args, size_t len, char *why, s
     }
     lua_settop(L, 0);
     lua_gc(L, LUA_GCRESTART, 0);
-    /* Loading leaves ~12 KiB of garbage (parser buffers, temporaries) that an idle service
-     * would keep for good: it allocates too little to reach the next GC cycle. */
-    lua_gc(L, LUA_GCCOLLECT, 0);
     return 0;
 }
 
