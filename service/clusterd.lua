@@ -363,7 +363,7 @@ end
 function CMD.nodeevent(node, state, detail)
 	node_state[node] = state
 	for w in pairs(watchers) do
-		if not skynet.send(w, "cluster_event", node, state, detail) then
+		if not skynet.send(w, wire.CLUSTER_EVENT, node, state, detail) then
 			watchers[w] = nil -- the watcher is gone
 		end
 	end
@@ -397,7 +397,7 @@ local function load_security()
 end
 
 skynet.register_protocol {
-	name = "cluster_event",
+	name = wire.CLUSTER_EVENT,
 	id = wire.PTYPE_CLUSTER_EVENT,
 	pack = skynet.pack,
 }
@@ -420,7 +420,7 @@ skynet.register_protocol {
 }
 
 skynet.start(function()
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal() -- never callable from other nodes
 	load_security()
 	if config_file then
 		local ok, err = pcall(function()
