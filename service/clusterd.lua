@@ -11,6 +11,7 @@ local cluster_core = require "skynet.cluster.core"
 local settings = require "skynet.cluster.settings"
 local wire = require "skynet.cluster.wire"
 local inbound = require "skynet.cluster.listener"
+local skyjet = require "skyjet"
 
 local config_file = settings.file
 local nodename = cluster_core.nodename()
@@ -415,12 +416,14 @@ skynet.register_protocol {
 			if not ok then
 				warn("cluster reload failed, node table unchanged: %s", tostring(err))
 			end
+			skyjet.reloaded() -- READY=1: the reload is done, applied or refused
+
 		end
 	end,
 }
 
 skynet.start(function()
-	require("skyjet").internal() -- never callable from other nodes
+	skyjet.internal() -- never callable from other nodes
 	load_security()
 	if config_file then
 		local ok, err = pcall(function()

@@ -119,6 +119,29 @@ def test_systemd_hears_ready_after_listeners_then_reloading_and_stopping(ctx):
     check(node.wait_exit() == 0, node.tail())
 
 
+def test_systemd_hears_ready_after_a_reload_is_done_applied_or_refused(ctx):
+    notify = NotifySocket(ctx)
+    p1 = free_port()
+    cf = ctx.cluster_file({"n1": p1})
+    node = ctx.node("n1", f"testctl {free_port()}", cluster=f"file = {cf}",
+                    proc_env={"NOTIFY_SOCKET": notify.path})
+    n = notify.wait("READY=1")
+    # a cluster file that takes a while to evaluate: READY=1 must wait for it (the log is
+    # written synchronously, so the reload's line is there before clusterd says it is done)
+    ctx.cluster_file({"n1": p1, "n2": free_port()}, "for _ = 1, 2e8 do end\n")
+    node.signal(signal.SIGHUP)
+    n = notify.wait("READY=1", notify.wait("RELOADING=1", n))
+    check(re.search(r"cluster reload: n2 added", node.text()), node.tail())
+    # a refused reload: logged at WARN, and the node is READY again with the old table
+    ctx.write("clustername.lua", "for _ = 1, 2e8 do end\nn1 = = broken\n")
+    node.signal(signal.SIGHUP)
+    notify.wait("READY=1", notify.wait("RELOADING=1", n))
+    check(re.search(r"WARN \[:[0-9a-f]{8}\] cluster reload failed, node table unchanged",
+                    node.text()), node.tail())
+    node.signal(signal.SIGTERM)
+    check(node.wait_exit() == 0, node.tail())
+
+
 def test_systemd_hears_no_ready_when_the_start_fails(ctx):
     notify = NotifySocket(ctx)
     node = ctx.node("n1", "op_start raise", proc_env={"NOTIFY_SOCKET": notify.path})
