@@ -12,6 +12,7 @@ local settings = require "skynet.cluster.settings"
 local wire = require "skynet.cluster.wire"
 local inbound = require "skynet.cluster.listener"
 local skyjet = require "skyjet"
+local nodetable = require "skynet.cluster.nodetable"
 
 local config_file = settings.file
 local nodename = cluster_core.nodename()
@@ -55,45 +56,15 @@ local function read_file()
 	if not config_file then
 		error("no cluster file configured ([cluster] file)")
 	end
-	local f, err = io.open(config_file)
-	if not f then
-		error("cannot read cluster file: " .. tostring(err))
-	end
-	local source = f:read "*a"
-	f:close()
-	local env = {}
-	local chunk, cerr = load(source, "@" .. config_file, "t", env)
-	if not chunk then
-		error("cluster file " .. config_file .. ": " .. cerr)
-	end
-	chunk()
-	return env
-end
-
--- Merge a node table into ours and apply what changed. Returns a summary of the changes.
-local function validate(tbl)
-	if type(tbl) ~= "table" then
-		error("cluster table expected, got " .. type(tbl), 0)
-	end
-	for name, address in pairs(tbl) do
-		if type(name) ~= "string" then
-			error("cluster table: node names must be strings, got " .. tostring(name), 0)
-		end
-		if name:sub(1, 2) ~= "__" then
-			if address ~= false and (type(address) ~= "string" or not address:match "^.+:%d+$") then
-				error(string.format("cluster table: node %s has address %s; expected \"host:port\" or false",
-					name, tostring(address)), 0)
-			end
-			if name:find "[.@]" then
-				error("cluster table: node name " .. name .. " may not contain '.' or '@'", 0)
-			end
-		end
-	end
+	return nodetable.read(config_file)
 end
 
 -- Merge a (validated) node table into ours and apply what changed; returns the changes.
 local function apply(tbl)
-	validate(tbl)
+	local bad = nodetable.problems(tbl)
+	if #bad > 0 then
+		error(table.concat(bad, "; "), 0)
+	end
 	local changes = {}
 	for name, address in pairs(tbl) do
 		if name:sub(1, 2) == "__" then
