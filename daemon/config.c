@@ -62,7 +62,7 @@ static const struct key_def keys[] = {
      "account the time each service spends per message (skynet.stat \"cpu\")"},
     {"node", "console", K_STR, F(console), NULL, NULL, 0, 0, NULL,
      "debug console address host:port (loopback only unless console_allow_remote)"},
-    {"node", "console_allow_remote", K_BOOL, NOFIELD, "false", NULL, 0, 0, NULL,
+    {"node", "console_allow_remote", K_BOOL, F(console_allow_remote), "false", NULL, 0, 0, NULL,
      "let the debug console listen on a non-loopback address"},
     {"node", "metrics", K_STR, F(metrics), NULL, NULL, 0, 0, NULL,
      "Prometheus /metrics address host:port (loopback only unless console_allow_remote)"},

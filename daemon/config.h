@@ -25,6 +25,7 @@ struct node_config {
     size_t socket_output_limit; /* [node] socket_output_limit (0 = none) */
     char *console;              /* [node] console */
     char *metrics;              /* [node] metrics */
+    int console_allow_remote;   /* [node] console_allow_remote */
     char *service_path;         /* [lua] service_path, resolved, with the built-in path appended */
     char *lib_path;             /* [lua] lib_path, resolved, with the built-in path appended */
     char *cpath;                /* [lua] cpath, resolved */

@@ -399,16 +399,18 @@ static int check_start(struct node *n)
     return st == STARTUP_FAILED;
 }
 
+/* RELOADING=1 now; READY=1 when clusterd has finished the reload (skyjet.reloaded), or at once
+ * when there is no clusterd. */
 static void on_reload(void)
 {
     startup_notify("RELOADING=1");
     if (service_resolve(".clusterd")) {
-        notify_service(".clusterd", "reload");
         log_write(0, LOG_INFO, "SIGHUP: reloading the cluster file");
+        notify_service(".clusterd", "reload");
     } else {
         log_write(0, LOG_INFO, "SIGHUP: no cluster service running; nothing to reload");
+        startup_notify("READY=1");
     }
-    startup_notify("READY=1");
 }
 
 static void on_reopen(void)

@@ -1,6 +1,7 @@
 /* preflight: see preflight.h. Every check appends its own line, so one run lists every problem.
- * The cluster file runs in its own short-lived Lua state with an instruction budget, so a file
- * that loops forever is reported instead of hanging --test. */
+ * The cluster file and operator-address rules are the node's own Lua (skynet.cluster.nodetable,
+ * skynet.opaddress), run here in a short-lived Lua state with an instruction budget for the
+ * file, so a file that loops forever is reported instead of hanging --test. */
 #include "preflight.h"
 
 #include "config.h"
@@ -48,33 +49,6 @@ static void out_of_budget(lua_State *L, lua_Debug *ar)
     luaL_error(L, "still running after %d instructions", CLUSTER_FILE_BUDGET);
 }
 
-/* The node table's entries, checked as clusterd checks them (skipping "__option" keys). */
-static void check_nodes(struct problems *p, lua_State *L, const char *file)
-{
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            problem(p, "[cluster] file %s: node names must be strings", file);
-        } else {
-            const char *name = lua_tostring(L, -2);
-            int ok = lua_type(L, -1) == LUA_TBOOLEAN ? !lua_toboolean(L, -1) : 0;
-            if (lua_type(L, -1) == LUA_TSTRING) {
-                const char *colon = strrchr(lua_tostring(L, -1), ':');
-                ok = colon && colon != lua_tostring(L, -1) && colon[1] &&
-                     strspn(colon + 1, "0123456789") == strlen(colon + 1);
-            }
-            if (strncmp(name, "__", 2) != 0 && !ok)
-                problem(
-                    p, "[cluster] file %s: node %s has address %s; expected \"host:port\" or false",
-                    file, name, luaL_typename(L, -1));
-            if (strncmp(name, "__", 2) != 0 && strpbrk(name, ".@"))
-                problem(p, "[cluster] file %s: node name %s may not contain '.' or '@'", file,
-                        name);
-        }
-        lua_pop(L, 1);
-    }
-}
-
 /* A Lua error about the cluster file, naming the file once. */
 static void lua_problem(struct problems *p, const char *file, const char *msg)
 {
@@ -82,39 +56,82 @@ static void lua_problem(struct problems *p, const char *file, const char *msg)
     problem(p, "[cluster] file %s%s%s", named ? "" : file, named ? "" : ": ", msg ? msg : "?");
 }
 
-static void check_cluster_file(struct problems *p, const char *file)
+/* A Lua state for the checks that run the node's own Lua rules, found along [lua] lib_path as
+ * the node finds them. */
+static lua_State *rules_state(const char *lib_path)
 {
     lua_State *L = luaL_newstate();
-    if (!L) {
-        problem(p, "[cluster] file %s: out of memory", file);
-        return;
-    }
+    if (!L)
+        return NULL;
     luaL_openlibs(L);
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF); /* compiled loops skip hooks */
-    if (luaL_loadfile(L, file) != 0) {
+    lua_getglobal(L, "package");
+    lua_pushstring(L, lib_path ? lib_path : "");
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+    return L;
+}
+
+/* The cluster file, read and checked by skynet.cluster.nodetable as clusterd does it. */
+static void check_cluster_file(struct problems *p, lua_State *L, const char *file)
+{
+    static const char chunk[] = "local nodetable = require 'skynet.cluster.nodetable'\n"
+                                "return nodetable.problems(nodetable.read(...))";
+    if (luaL_loadstring(L, chunk) != 0) {
+        lua_problem(p, file, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushstring(L, file);
+    lua_sethook(L, out_of_budget, LUA_MASKCOUNT, CLUSTER_FILE_BUDGET);
+    int rc = lua_pcall(L, 1, 1, 0);
+    lua_sethook(L, NULL, 0, 0);
+    if (rc != 0) {
         lua_problem(p, file, lua_tostring(L, -1));
     } else {
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfenv(L, -3);
-        lua_insert(L, -2); /* env, chunk */
-        lua_sethook(L, out_of_budget, LUA_MASKCOUNT, CLUSTER_FILE_BUDGET);
-        if (lua_pcall(L, 0, 0, 0) != 0)
-            lua_problem(p, file, lua_tostring(L, -1));
-        else
-            check_nodes(p, L, file);
+        for (int i = 1;; i++) {
+            lua_rawgeti(L, -1, i);
+            if (lua_isnil(L, -1))
+                break;
+            problem(p, "[cluster] file %s: %s", file, lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
     }
-    lua_close(L);
+    lua_pop(L, 1);
+}
+
+/* The loopback-only rule of skynet.opaddress, as oplisten applies it when the service listens. */
+static void check_remote(struct problems *p, lua_State *L, const char *key, const char *addr,
+                         int allow_remote)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "skynet.opaddress");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        problem(p, "[node] %s: %s", key, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    lua_getfield(L, -1, "refusal");
+    lua_pushfstring(L, "[node] %s", key);
+    lua_pushstring(L, addr);
+    lua_pushboolean(L, allow_remote);
+    if (lua_pcall(L, 3, 1, 0) != 0 || !lua_isnil(L, -1))
+        problem(p, "%s", lua_tostring(L, -1));
+    lua_pop(L, 2);
 }
 
 /* host:port with a port in 1..65535 (host may be [v6]). */
-static void check_address(struct problems *p, const char *key, const char *addr)
+static void check_address(struct problems *p, lua_State *L, const char *key, const char *addr,
+                          int allow_remote)
 {
     const char *colon = strrchr(addr, ':');
     char *end = NULL;
     long port = colon ? strtol(colon + 1, &end, 10) : 0;
     if (!colon || colon == addr || !end || *end || end == colon + 1 || port < 1 || port > 65535)
         problem(p, "[node] %s = '%s': expected host:port (port 1..65535)", key, addr);
+    else if (L)
+        check_remote(p, L, key, addr, allow_remote);
 }
 
 static void check_readable(struct problems *p, const char *what, const char *path)
@@ -181,12 +198,17 @@ int preflight_check(const struct node_config *cfg, char *err, size_t errlen)
     struct problems p = {err, 0, errlen, 0};
     if (errlen)
         err[0] = '\0';
-    if (cfg->cluster_file)
-        check_cluster_file(&p, cfg->cluster_file);
+    lua_State *L = rules_state(cfg->lib_path);
+    if (!L)
+        problem(&p, "out of memory for the Lua checks");
+    if (cfg->cluster_file && L)
+        check_cluster_file(&p, L, cfg->cluster_file);
     if (cfg->console)
-        check_address(&p, "console", cfg->console);
+        check_address(&p, L, "console", cfg->console, cfg->console_allow_remote);
     if (cfg->metrics)
-        check_address(&p, "metrics", cfg->metrics);
+        check_address(&p, L, "metrics", cfg->metrics, cfg->console_allow_remote);
+    if (L)
+        lua_close(L);
     if (cfg->secret_file)
         check_readable(&p, "[cluster] secret_file", cfg->secret_file);
     if (cfg->preload)

@@ -25,4 +25,6 @@ return {
 	signal = core.signal,
 	-- startup(ok, err): bootstrap's verdict to main (the start service started or failed).
 	startup = core.startup,
+	-- reloaded(): clusterd's word that a SIGHUP reload is done (applied or refused): READY=1.
+	reloaded = core.reloaded,
 }

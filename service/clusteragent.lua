@@ -11,7 +11,8 @@
 local skynet = require "skynet"
 local driver = require "skynet.socketdriver"
 local cluster = require "skynet.cluster.core"
-local core = require "skynet.core"
+local core = require "skynet.core" -- send: Skynet's raw send (a trace to the target)
+local skyjet = require "skyjet"
 local auth = require "skynet.cluster.auth"
 local settings = require "skynet.cluster.settings"
 local assembly = require "skynet.cluster.assembly"
@@ -78,7 +79,7 @@ function shutdown(reason, abnormal)
 	large:clear()
 	if holding then
 		holding = false
-		core.hold(-1)
+		skyjet.hold(-1)
 	end
 	skynet.log(abnormal and "warn" or "debug", string.format("cluster agent %s: connection closed (%s)",
 		peer, reason))
@@ -113,7 +114,7 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 	if addr == 0 then
 		return answer_query(session, msg, sz)
 	end
-	local ok, why = core.checkpayload(msg, sz)
+	local ok, why = skyjet.checkpayload(msg, sz)
 	if not ok then
 		skynet.trash(msg, sz)
 		warn("undecodable payload for %s: %s", tostring(addr), why)
@@ -400,7 +401,7 @@ function CMD.drain()
 		finish_drain()
 	elseif not holding then
 		holding = true
-		core.hold(1)
+		skyjet.hold(1)
 	end
 end
 
@@ -409,7 +410,7 @@ function CMD.exit()
 end
 
 skynet.start(function()
-	core.internal() -- never callable from other nodes
+	skyjet.internal() -- never callable from other nodes
 	skynet.dispatch("lua", function(_, _, cmd, ...)
 		local f = CMD[cmd]
 		if f then

@@ -11,6 +11,8 @@ local cluster_core = require "skynet.cluster.core"
 local settings = require "skynet.cluster.settings"
 local wire = require "skynet.cluster.wire"
 local inbound = require "skynet.cluster.listener"
+local skyjet = require "skyjet"
+local nodetable = require "skynet.cluster.nodetable"
 
 local config_file = settings.file
 local nodename = cluster_core.nodename()
@@ -54,45 +56,15 @@ local function read_file()
 	if not config_file then
 		error("no cluster file configured ([cluster] file)")
 	end
-	local f, err = io.open(config_file)
-	if not f then
-		error("cannot read cluster file: " .. tostring(err))
-	end
-	local source = f:read "*a"
-	f:close()
-	local env = {}
-	local chunk, cerr = load(source, "@" .. config_file, "t", env)
-	if not chunk then
-		error("cluster file " .. config_file .. ": " .. cerr)
-	end
-	chunk()
-	return env
-end
-
--- Merge a node table into ours and apply what changed. Returns a summary of the changes.
-local function validate(tbl)
-	if type(tbl) ~= "table" then
-		error("cluster table expected, got " .. type(tbl), 0)
-	end
-	for name, address in pairs(tbl) do
-		if type(name) ~= "string" then
-			error("cluster table: node names must be strings, got " .. tostring(name), 0)
-		end
-		if name:sub(1, 2) ~= "__" then
-			if address ~= false and (type(address) ~= "string" or not address:match "^.+:%d+$") then
-				error(string.format("cluster table: node %s has address %s; expected \"host:port\" or false",
-					name, tostring(address)), 0)
-			end
-			if name:find "[.@]" then
-				error("cluster table: node name " .. name .. " may not contain '.' or '@'", 0)
-			end
-		end
-	end
+	return nodetable.read(config_file)
 end
 
 -- Merge a (validated) node table into ours and apply what changed; returns the changes.
 local function apply(tbl)
-	validate(tbl)
+	local bad = nodetable.problems(tbl)
+	if #bad > 0 then
+		error(table.concat(bad, "; "), 0)
+	end
 	local changes = {}
 	for name, address in pairs(tbl) do
 		if name:sub(1, 2) == "__" then
@@ -363,7 +335,7 @@ end
 function CMD.nodeevent(node, state, detail)
 	node_state[node] = state
 	for w in pairs(watchers) do
-		if not skynet.send(w, "cluster_event", node, state, detail) then
+		if not skynet.send(w, wire.CLUSTER_EVENT, node, state, detail) then
 			watchers[w] = nil -- the watcher is gone
 		end
 	end
@@ -397,7 +369,7 @@ local function load_security()
 end
 
 skynet.register_protocol {
-	name = "cluster_event",
+	name = wire.CLUSTER_EVENT,
 	id = wire.PTYPE_CLUSTER_EVENT,
 	pack = skynet.pack,
 }
@@ -415,12 +387,14 @@ skynet.register_protocol {
 			if not ok then
 				warn("cluster reload failed, node table unchanged: %s", tostring(err))
 			end
+			skyjet.reloaded() -- READY=1: the reload is done, applied or refused
+
 		end
 	end,
 }
 
 skynet.start(function()
-	require("skynet.core").internal() -- never callable from other nodes
+	skyjet.internal() -- never callable from other nodes
 	load_security()
 	if config_file then
 		local ok, err = pcall(function()

@@ -22,7 +22,7 @@ local forward_map = {
 }
 
 skynet.forward_type(forward_map, function()
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal() -- never callable from other nodes
 	local clusterd = skynet.uniqueservice "clusterd"
 	local sender = skynet.call(clusterd, "lua", "sender", node)
 	skynet.dispatch("system", function(session, _, msg, sz)

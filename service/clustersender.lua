@@ -334,7 +334,7 @@ local function heartbeat_loop()
 end
 
 skynet.start(function()
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal() -- never callable from other nodes
 	clusterd = skynet.localname ".clusterd"
 	secret = skynet.call(clusterd, "lua", "secret_for_node", node)
 	if address then

@@ -73,6 +73,6 @@ local function main_loop()
 end
 
 skynet.start(function()
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal() -- never callable from other nodes
 	skynet.fork(main_loop)
 end)

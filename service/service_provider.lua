@@ -99,7 +99,7 @@ function provider.close(name)
 end
 
 skynet.start(function()
-	require("skynet.core").internal() -- never callable from other nodes
+	require("skyjet").internal() -- never callable from other nodes
 	skynet.dispatch("lua", function(_, _, cmd, ...)
 		local f = provider[cmd]
 		if not f then

@@ -620,6 +620,15 @@ static int l_startup(lua_State *L)
     return 0;
 }
 
+/* reloaded(): clusterd has finished a SIGHUP reload (applied or refused); systemd hears READY=1
+ * only now, so `systemctl reload` returns once the new node table is in effect. */
+static int l_reloaded(lua_State *L)
+{
+    (void)L;
+    startup_notify("READY=1");
+    return 0;
+}
+
 int luaopen_skynet_core(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -668,6 +677,7 @@ int luaopen_skynet_core(lua_State *L)
         {"isinternal", l_isinternal},
         {"serviceinfo", l_serviceinfo},
         {"startup", l_startup},
+        {"reloaded", l_reloaded},
         {NULL, NULL},
     };
     lua_newtable(L);

@@ -142,7 +142,7 @@ function cluster.watch(fn)
 	if not watch_fns then
 		watch_fns = {}
 		skynet.register_protocol {
-			name = "cluster_event",
+			name = wire.CLUSTER_EVENT,
 			id = wire.PTYPE_CLUSTER_EVENT,
 			unpack = skynet.unpack,
 			dispatch = function(_, _, node, state, detail)

@@ -4,19 +4,15 @@
 -- missing, refused or cannot be bound (bootstrap then stops the node: a start failure).
 local skynet = require "skynet"
 local socket = require "skynet.socket"
-
-local function loopback(addr)
-	local host = addr:match "^%[(.-)%]:%d+$" or addr:match "^(.*):%d+$"
-	return host == "localhost" or host == "::1" or (host and host:match "^127%.%d+%.%d+%.%d+$") ~= nil
-end
+local opaddress = require "skynet.opaddress"
 
 return function(what, address)
 	if not address then
 		error(string.format("%s: no address given (start it with HOST:PORT)", what), 0)
 	end
-	if not loopback(address) and skynet.getenv "console_allow_remote" ~= "true" then
-		error(string.format("%s: refusing non-loopback address %s (set [node] "
-			.. "console_allow_remote = true to allow it)", what, address), 0)
+	local refused = opaddress.refusal(what, address, skynet.getenv "console_allow_remote" == "true")
+	if refused then
+		error(refused, 0)
 	end
 	return socket.listen(address)
 end

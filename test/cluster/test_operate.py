@@ -119,6 +119,29 @@ def test_systemd_hears_ready_after_listeners_then_reloading_and_stopping(ctx):
     check(node.wait_exit() == 0, node.tail())
 
 
+def test_systemd_hears_ready_after_a_reload_is_done_applied_or_refused(ctx):
+    notify = NotifySocket(ctx)
+    p1 = free_port()
+    cf = ctx.cluster_file({"n1": p1})
+    node = ctx.node("n1", f"testctl {free_port()}", cluster=f"file = {cf}",
+                    proc_env={"NOTIFY_SOCKET": notify.path})
+    n = notify.wait("READY=1")
+    # a cluster file that takes a while to evaluate: READY=1 must wait for it (the log is
+    # written synchronously, so the reload's line is there before clusterd says it is done)
+    ctx.cluster_file({"n1": p1, "n2": free_port()}, "for _ = 1, 2e8 do end\n")
+    node.signal(signal.SIGHUP)
+    n = notify.wait("READY=1", notify.wait("RELOADING=1", n))
+    check(re.search(r"cluster reload: n2 added", node.text()), node.tail())
+    # a refused reload: logged at WARN, and the node is READY again with the old table
+    ctx.write("clustername.lua", "for _ = 1, 2e8 do end\nn1 = = broken\n")
+    node.signal(signal.SIGHUP)
+    notify.wait("READY=1", notify.wait("RELOADING=1", n))
+    check(re.search(r"WARN \[:[0-9a-f]{8}\] cluster reload failed, node table unchanged",
+                    node.text()), node.tail())
+    node.signal(signal.SIGTERM)
+    check(node.wait_exit() == 0, node.tail())
+
+
 def test_systemd_hears_no_ready_when_the_start_fails(ctx):
     notify = NotifySocket(ctx)
     node = ctx.node("n1", "op_start raise", proc_env={"NOTIFY_SOCKET": notify.path})
@@ -175,7 +198,7 @@ def test_check_evaluates_the_cluster_file_and_what_the_node_needs(ctx):
                  r"\[node\] logfile \S*n1\.log: cannot create it in \S*/no/such/dir",
                  r"\[node\] start 'no_such_service': no no_such_service\.lua along \[lua\] service_path")
     ini = ctx.write("n2.ini", base.format(tmp=ctx.tmp, file="address.lua"))
-    check_answer(ctx, ini, r"node n2 has address number; expected \"host:port\" or false")
+    check_answer(ctx, ini, r"node n2 has address 7001; expected \"host:port\" or false")
     # the same node with everything in place is valid
     ctx.write("ok.lua", 'n1 = "127.0.0.1:7000"\nn3 = false\n')
     ctx.write("ok.secret", "0123456789abcdef0123")
@@ -184,6 +207,16 @@ def test_check_evaluates_the_cluster_file_and_what_the_node_needs(ctx):
                               f"{ctx.root}/test/cluster/lua/?.lua\n[cluster]\nfile = ok.lua\n"
                               "secret_file = ok.secret\n")
     p = ctx.run(["--test", ini])
+    check(p.returncode == 0 and "is valid" in p.stdout, p.stdout + p.stderr)
+    # the operator services serve the local machine only unless console_allow_remote says otherwise
+    remote = ctx.write("remote.ini", open(ini).read().replace(
+        "console = 127.0.0.1:7201", "console = 0.0.0.0:7201\nmetrics = [::1]:7202"))
+    out = check_answer(ctx, remote, r"\[node\] console: refusing non-loopback address 0\.0\.0\.0:7201 "
+                                    r"\(set \[node\] console_allow_remote = true")
+    check("metrics" not in out, out)
+    allowed = ctx.write("allowed.ini", open(remote).read().replace(
+        "[lua]", "console_allow_remote = true\n[lua]"))
+    p = ctx.run(["--test", allowed])
     check(p.returncode == 0 and "is valid" in p.stdout, p.stdout + p.stderr)
 
 

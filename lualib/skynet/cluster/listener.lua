@@ -10,7 +10,7 @@
 --   conn.state: "new" (no frame yet) -> "starting" (agent being started) -> "agent"
 local skynet = require "skynet"
 local driver = require "skynet.socketdriver"
-local core = require "skynet.core"
+local skyjet = require "skyjet"
 local settings = require "skynet.cluster.settings"
 local wire = require "skynet.cluster.wire"
 
@@ -26,7 +26,7 @@ end
 local function release_hold(c)
 	if c.holding then
 		c.holding = false
-		core.hold(-1)
+		skyjet.hold(-1)
 	end
 end
 
@@ -258,7 +258,7 @@ function listener.shutdown()
 		elseif not c.holding then -- its agent is starting: the node waits for it
 			draining = draining + 1
 			c.holding = true
-			core.hold(1)
+			skyjet.hold(1)
 		end
 	end
 	return draining

@@ -4,11 +4,11 @@
 -- exposure policy ([cluster] expose):
 --   services (default, Skynet's usage): @names, .names, bare NAMEs and handles of every service not
 --     node-internal (launcher, clusterd, gates, agents, senders, console, metrics... mark
---     themselves with core.internal());
+--     themselves with skyjet.internal());
 --   registered: @names, and handles of non-internal services (those registered services hand out);
 --   names: @names only;  all: anything, internal services included (Skynet's behaviour).
 local skynet = require "skynet"
-local core = require "skynet.core"
+local skyjet = require "skyjet"
 local settings = require "skynet.cluster.settings"
 
 local EXPOSE = settings.expose
@@ -87,7 +87,7 @@ function resolver:resolve(addr)
 	elseif EXPOSE == "names" then
 		return nil, string.format("not exposed: %s (only @names with [cluster] expose = names)",
 			tostring(addr))
-	elseif core.isinternal(handle) then
+	elseif skyjet.isinternal(handle) then
 		return nil, string.format("not exposed: %s is node-internal", tostring(addr))
 	end
 	return handle

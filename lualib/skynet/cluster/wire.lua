@@ -7,8 +7,9 @@ local driver = require "skynet.socketdriver"
 local wire = {
 	-- a name query any Skynet node answers ("name not found"): the heartbeat probe
 	HEARTBEAT_NAME = "__skyjet_heartbeat",
-	-- node up/down events from clusterd to cluster.watch services
+	-- node up/down events from clusterd to cluster.watch services: protocol id and name
 	PTYPE_CLUSTER_EVENT = 19,
+	CLUSTER_EVENT = "cluster_event",
 	-- frames on the wire: a 2-byte big-endian length, then the body
 	FRAME_PREFIX = 2,
 	-- socket event types of socketdriver.unpack (reactor.h)
