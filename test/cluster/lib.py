@@ -39,6 +39,17 @@ def wait_for(fn, timeout=20, what="condition"):
         time.sleep(0.05)
 
 
+_slow = {}
+
+
+def slow(ctx):
+    """Slack multiplier for deadlines in tests: 3 under AddressSanitizer, else 1."""
+    if ctx.binary not in _slow:
+        with open(ctx.binary, "rb") as f:
+            _slow[ctx.binary] = 3 if b"__asan_init" in f.read() else 1
+    return _slow[ctx.binary]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ import signal
 import time
 
 from faultproxy import FaultProxy
-from lib import TestFailure, check, free_port, wait_for
+from lib import TestFailure, check, free_port, slow, wait_for
 
 SETUP_CALLEE = """
 G.p = skynet.newservice("probe")
@@ -136,18 +136,6 @@ function G.watch_events()
 	end)
 end
 """
-
-_slow = {}
-
-
-def slow(ctx):
-    """Slack multiplier: 3 under AddressSanitizer, else 1."""
-    if ctx.binary not in _slow:
-        with open(ctx.binary, "rb") as f:
-            _slow[ctx.binary] = 3 if b"__asan_init" in f.read() else 1
-    return _slow[ctx.binary]
-
-
 
 
 def table(nodes):

@@ -8,6 +8,7 @@
 --   registered: @names, and handles of non-internal services (those registered services hand out);
 --   names: @names only;  all: anything, internal services included (Skynet's behaviour).
 local skynet = require "skynet"
+local core = require "skynet.core" -- query: the node's name registry (Skynet's C API)
 local skyjet = require "skyjet"
 local settings = require "skynet.cluster.settings"
 
