@@ -56,12 +56,12 @@ end
 -- coroutine and session state ------------------------------------------------------------
 local running_thread -- the coroutine being resumed by the dispatcher (nil in the main chunk)
 local init_thread
-local session_id_coroutine = {} -- session -> waiting coroutine, or "BREAK" (late reply dropped)
-local session_coroutine_id = {} -- coroutine -> request session it must answer (0 = a send)
-local session_coroutine_address = {} -- coroutine -> requester
-local session_coroutine_tracetag = {}
-local unresponse = {} -- response closure -> requester, while the answer is owed
-local watching_session = {} -- session of our pending call -> callee
+local waiting_co = {} -- session -> waiting coroutine, or "BREAK" (late reply dropped)
+local owed_session = {} -- coroutine -> request session it must answer (0 = a send)
+local owed_to = {} -- coroutine -> requester
+local trace_tag_of = {}
+local open_responses = {} -- response closure -> requester, while the answer is owed
+local callee_of = {} -- session of our pending call -> callee
 local call_error = {} -- session -> error text that failed it
 local sleep_session = {} -- token -> session
 local sleep_timer = {} -- session -> timer id (cancelled on wakeup)
@@ -80,7 +80,7 @@ local function new_session()
 		if s > 0x7fffffff then
 			s = 1
 		end
-	until session_id_coroutine[s] == nil
+	until waiting_co[s] == nil
 	session_counter = s
 	return s
 end
@@ -88,9 +88,9 @@ end
 local coroutine_pool = setmetatable({}, { __mode = "kv" })
 
 local function forgot_response(co, f)
-	local session = session_coroutine_id[co]
+	local session = owed_session[co]
 	if session and session ~= 0 then
-		local address = session_coroutine_address[co]
+		local address = owed_to[co]
 		local info = debug.getinfo(f, "S")
 		c.error(format("Maybe forgot response session %s from %s : %s:%d", session,
 			skynet.address(address), info.short_src, info.linedefined))
@@ -109,9 +109,9 @@ function co_body(...)
 	local f = co_func[me]
 	f(...)
 	forgot_response(me, f)
-	session_coroutine_id[me] = nil
-	session_coroutine_address[me] = nil
-	session_coroutine_tracetag[me] = nil
+	owed_session[me] = nil
+	owed_to[me] = nil
+	trace_tag_of[me] = nil
 	co_func[me] = nil
 	coroutine_pool[#coroutine_pool + 1] = me
 	return co_body(coroutine_yield "EXIT") -- a tail call: the stack does not grow
@@ -137,13 +137,13 @@ local function dispatch_wakeup()
 		end
 		local session = sleep_session[token]
 		if session then
-			local co = session_id_coroutine[session]
+			local co = waiting_co[session]
 			local timer = sleep_timer[session]
 			sleep_timer[session] = nil
 			if timer and timer ~= 0 and c.canceltimer(timer) then
-				session_id_coroutine[session] = nil
+				waiting_co[session] = nil
 			else
-				session_id_coroutine[session] = "BREAK"
+				waiting_co[session] = "BREAK"
 			end
 			if type(co) == "thread" then
 				running_thread = co
@@ -159,8 +159,8 @@ local function dispatch_error_queue()
 		if session == nil then
 			return
 		end
-		local co = session_id_coroutine[session]
-		session_id_coroutine[session] = nil
+		local co = waiting_co[session]
+		waiting_co[session] = nil
 		if type(co) == "thread" then
 			running_thread = co
 			suspend(co, coroutine_resume(co, false, call_error[session], nil, session))
@@ -173,16 +173,16 @@ end
 -- its stop made ready (wakeups first, then calls failed by ERROR messages).
 function suspend(co, result, command)
 	if not result then
-		local session = session_coroutine_id[co]
+		local session = owed_session[co]
 		if session then
-			local addr = session_coroutine_address[co]
+			local addr = owed_to[co]
 			if session ~= 0 then
 				c_send(addr, PTYPE_ERROR, session, tostring(command))
 			end
-			session_coroutine_id[co] = nil
+			owed_session[co] = nil
 		end
-		session_coroutine_address[co] = nil
-		session_coroutine_tracetag[co] = nil
+		owed_to[co] = nil
+		trace_tag_of[co] = nil
 		error(traceback(co, tostring(command)), 0)
 	end
 	if command == "SUSPEND" or command == "EXIT" or command == "QUIT" then
@@ -198,11 +198,11 @@ end
 -- timers, sleep, wait, wakeup, fork --------------------------------------------------------
 local function suspend_sleep(session, token)
 	local co = running_thread
-	local tag = session_coroutine_tracetag[co]
+	local tag = trace_tag_of[co]
 	if tag then
 		trace_log(tag, "sleep")
 	end
-	session_id_coroutine[session] = co
+	waiting_co[session] = co
 	sleep_session[token] = session
 	return coroutine_yield "SUSPEND"
 end
@@ -248,7 +248,7 @@ function skynet.wait(token)
 	end
 	suspend_sleep(session, token)
 	sleep_session[token] = nil
-	session_id_coroutine[session] = nil
+	waiting_co[session] = nil
 end
 
 function skynet.wakeup(token)
@@ -277,7 +277,7 @@ function skynet.timeout(ti, func)
 			func()
 		end)
 	end
-	session_id_coroutine[session] = co
+	waiting_co[session] = co
 	return co
 end
 
@@ -308,10 +308,10 @@ end
 
 -- calls and sends -------------------------------------------------------------------------
 local function yield_call(service, session)
-	watching_session[session] = service
-	session_id_coroutine[session] = running_thread
+	callee_of[session] = service
+	waiting_co[session] = running_thread
 	local succ, msg, sz = coroutine_yield "SUSPEND"
-	watching_session[session] = nil
+	callee_of[session] = nil
 	if not succ then
 		if msg and msg ~= "" then
 			error("call failed: " .. msg)
@@ -322,7 +322,7 @@ local function yield_call(service, session)
 end
 
 local function send_trace(addr)
-	local tag = session_coroutine_tracetag[running_thread]
+	local tag = trace_tag_of[running_thread]
 	if tag then
 		trace_log(tag, "call")
 		c_send(addr, PTYPE_TRACE, 0, tag)
@@ -347,7 +347,7 @@ end
 
 function skynet.call(addr, typename, ...)
 	local p = proto[typename]
-	if session_coroutine_tracetag[running_thread] then
+	if trace_tag_of[running_thread] then
 		send_trace(addr)
 	end
 	local session = new_session()
@@ -375,22 +375,22 @@ end
 function skynet.ret(msg, sz)
 	msg = msg or ""
 	local co = running_thread
-	local session = session_coroutine_id[co]
+	local session = owed_session[co]
 	if session == nil then
 		if sz ~= nil then
 			c_trash(msg, sz)
 		end
 		error "No session"
 	end
-	session_coroutine_id[co] = nil
+	owed_session[co] = nil
 	if session == 0 then
 		if sz ~= nil then
 			c_trash(msg, sz)
 		end
 		return false
 	end
-	local address = session_coroutine_address[co]
-	local tag = session_coroutine_tracetag[co]
+	local address = owed_to[co]
+	local tag = trace_tag_of[co]
 	if tag then
 		trace_log(tag, "response")
 	end
@@ -435,12 +435,12 @@ end
 -- A callee went away (ERROR with session 0): fail our calls pending on it and drop the answers
 -- we owed it.
 local function callee_gone(address)
-	for resp, addr in pairs(unresponse) do
+	for resp, addr in pairs(open_responses) do
 		if addr == address then
-			unresponse[resp] = nil
+			open_responses[resp] = nil
 		end
 	end
-	for session, srv in pairs(watching_session) do
+	for session, srv in pairs(callee_of) do
 		if srv == address then
 			call_error[session] = "service " .. skynet.address(address) .. " is gone"
 			tinsert(error_queue, session)
@@ -456,8 +456,8 @@ local function start_request(p, session, source, ok, ...)
 		error(tostring((...)), 0)
 	end
 	local co = co_create(p.dispatch)
-	session_coroutine_id[co] = session
-	session_coroutine_address[co] = source
+	owed_session[co] = session
+	owed_to[co] = source
 	local traceflag = p.trace
 	if traceflag == false then
 		trace_source[source] = nil
@@ -466,7 +466,7 @@ local function start_request(p, session, source, ok, ...)
 		if tag then
 			trace_source[source] = nil
 			trace_log(tag, "request")
-			session_coroutine_tracetag[co] = tag
+			trace_tag_of[co] = tag
 		elseif traceflag then
 			running_thread = co
 			skynet.trace()
@@ -478,28 +478,28 @@ end
 
 local function raw_dispatch_message(prototype, msg, sz, session, source)
 	if prototype == PTYPE_RESPONSE then
-		local co = session_id_coroutine[session]
+		local co = waiting_co[session]
 		if co == "BREAK" then
-			session_id_coroutine[session] = nil
+			waiting_co[session] = nil
 		elseif co == nil then
 			unknown_response(session, source, msg, sz)
 		else
-			local tag = session_coroutine_tracetag[co]
+			local tag = trace_tag_of[co]
 			if tag then
 				trace_log(tag, "resume")
 			end
-			session_id_coroutine[session] = nil
+			waiting_co[session] = nil
 			running_thread = co
 			suspend(co, coroutine_resume(co, true, msg, sz, session))
 		end
 	elseif prototype == PTYPE_ERROR then
 		if session == 0 then
 			callee_gone(source)
-		elseif watching_session[session] then
+		elseif callee_of[session] then
 			call_error[session] = sz and sz > 0 and c_tostring(msg, sz) or false
 			tinsert(error_queue, session)
-		elseif session_id_coroutine[session] == "BREAK" then
-			session_id_coroutine[session] = nil
+		elseif waiting_co[session] == "BREAK" then
+			waiting_co[session] = nil
 		end
 		dispatch_error_queue()
 	else
@@ -633,20 +633,20 @@ end
 -- Answer everything still owed and tell our callees we are gone. Used by exit and, through the
 -- registry hook, when the service is killed from outside.
 local function settle_before_exit(reason)
-	for co, session in pairs(session_coroutine_id) do
-		local address = session_coroutine_address[co]
+	for co, session in pairs(owed_session) do
+		local address = owed_to[co]
 		if session ~= 0 and address then
 			c_send(address, PTYPE_ERROR, session, reason)
 		end
 	end
-	for co in pairs(session_coroutine_id) do
-		session_coroutine_id[co] = nil
+	for co in pairs(owed_session) do
+		owed_session[co] = nil
 	end
-	for resp in pairs(unresponse) do
+	for resp in pairs(open_responses) do
 		resp(false)
 	end
 	local callees = {}
-	for _, address in pairs(watching_session) do
+	for _, address in pairs(callee_of) do
 		callees[address] = true
 	end
 	for address in pairs(callees) do
@@ -755,9 +755,9 @@ local function interface()
 	-- `address` records it, false forgets it.
 	function I.owed(response, address)
 		if address ~= nil then
-			unresponse[response] = address or nil
+			open_responses[response] = address or nil
 		end
-		return unresponse[response]
+		return open_responses[response]
 	end
 
 	-- the coroutine being run, the start coroutine (while it runs), when this message began
@@ -769,7 +769,7 @@ local function interface()
 	-- f(nil, co) for each fork not yet run, until f returns a value, which is returned
 	function I.each(f)
 		local r
-		for session, co in pairs(session_id_coroutine) do
+		for session, co in pairs(waiting_co) do
 			r = type(co) == "thread" and f(session, co)
 			if r then
 				return r
@@ -803,13 +803,13 @@ local function interface()
 		if not session then
 			return nil
 		end
-		local req, addr = session_coroutine_id[co], session_coroutine_address[co]
+		local req, addr = owed_session[co], owed_to[co]
 		if req and req ~= 0 and addr then
 			c_send(addr, PTYPE_ERROR, req, "killed")
 		end
-		session_coroutine_id[co], session_coroutine_address[co] = nil, nil
-		session_coroutine_tracetag[co] = nil
-		watching_session[session] = nil
+		owed_session[co], owed_to[co] = nil, nil
+		trace_tag_of[co] = nil
+		callee_of[session] = nil
 		local timer, waits = sleep_timer[session], false
 		sleep_timer[session] = nil
 		for token, s in pairs(sleep_session) do
@@ -819,18 +819,18 @@ local function interface()
 			end
 		end
 		if waits or (timer and timer ~= 0 and c.canceltimer(timer)) then
-			session_id_coroutine[session] = nil
+			waiting_co[session] = nil
 		else
-			session_id_coroutine[session] = "BREAK"
+			waiting_co[session] = "BREAK"
 		end
 		return co
 	end
 
 	-- The request co must answer: session (0 = a send) and requester; `unbind` drops it unanswered.
 	function I.request(co, unbind)
-		local session, address = session_coroutine_id[co], session_coroutine_address[co]
+		local session, address = owed_session[co], owed_to[co]
 		if unbind then
-			session_coroutine_id[co] = nil
+			owed_session[co] = nil
 		end
 		return session, address
 	end
@@ -838,9 +838,9 @@ local function interface()
 	-- co's trace tag; with `tag`, sets it first
 	function I.tag(co, tag)
 		if tag then
-			session_coroutine_tracetag[co] = tag
+			trace_tag_of[co] = tag
 		end
-		return session_coroutine_tracetag[co]
+		return trace_tag_of[co]
 	end
 
 	-- where a pending timeout coroutine was set (skynet.trace_timeout), or nil
