@@ -71,6 +71,18 @@ def read_text(path):
         return ""
 
 
+def recv_until_eof(sock, timeout=None):
+    """Everything the peer sends on sock until it closes its side."""
+    if timeout is not None:
+        sock.settimeout(timeout)
+    parts = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
