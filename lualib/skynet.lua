@@ -224,16 +224,16 @@ function skynet.sleep(ti, token)
 	end
 	local session = new_session()
 	sleep_timer[session] = c.timeout(ti, session)
-	local succ, ret = suspend_sleep(session, token)
+	local woke, why = suspend_sleep(session, token)
 	sleep_session[token] = nil
 	sleep_timer[session] = nil
-	if succ then
-		return
+	-- a normal wake-up returns nothing; skynet.wakeup ends the sleep early with "BREAK"
+	if not woke then
+		if why ~= "BREAK" then
+			error(why)
+		end
+		return why
 	end
-	if ret == "BREAK" then
-		return "BREAK"
-	end
-	error(ret)
 end
 
 function skynet.yield()
@@ -289,20 +289,22 @@ function skynet.trace_timeout(on)
 	end
 end
 
-function skynet.fork(func, ...)
-	local n = select("#", ...)
-	local co
-	if n == 0 then
-		co = co_create(func)
-	else
-		local args = { ... }
-		co = co_create(function()
-			func(unpack(args, 1, n))
-		end)
+-- func itself when there is nothing to bind, else a closure that calls it with the arguments
+local function with_args(func, ...)
+	local argc = select("#", ...)
+	if argc == 0 then
+		return func
 	end
-	local t = fork_queue.t + 1
-	fork_queue.t = t
-	fork_queue[t] = co
+	local argv = { ... }
+	return function()
+		func(unpack(argv, 1, argc))
+	end
+end
+
+function skynet.fork(func, ...)
+	local co = co_create(with_args(func, ...))
+	local tail = fork_queue.t + 1
+	fork_queue[tail], fork_queue.t = co, tail
 	return co
 end
 
@@ -724,12 +726,15 @@ function skynet.init_service(start)
 	end
 end
 
+-- The start function runs from a timer at the next tick, after the dispatcher is installed;
+-- init_thread names its coroutine while it runs (read by the internals view below).
 function skynet.start(start_func)
-	c.callback(skynet.dispatch_message)
-	init_thread = skynet.timeout(0, function()
+	local function run_start()
 		skynet.init_service(start_func)
 		init_thread = nil
-	end)
+	end
+	c.callback(skynet.dispatch_message)
+	init_thread = skynet.timeout(0, run_start)
 end
 
 

@@ -835,19 +835,16 @@ static void child_push(lua_State *L, int pidx, int kidx, const struct st_node *n
     lua_remove(L, -2);
 }
 
-/* Push v, read from the proxy at pidx (whose view is pv) under the key at kidx. */
-static void push_value(lua_State *L, int pidx, int kidx, struct st_view pv,
-                       const struct st_value *v)
+/* Push v unless it is a table (nil, booleans, numbers, strings: the same for a proxy read and
+ * a plain copy); returns 0, pushing nothing, for a table. */
+static int push_scalar(lua_State *L, const struct st_value *v)
 {
     switch (v->type) {
-    case ST_NIL:
-        lua_pushnil(L);
-        break;
+    case ST_TABLE:
+        return 0;
     case ST_FALSE:
-        lua_pushboolean(L, 0);
-        break;
     case ST_TRUE:
-        lua_pushboolean(L, 1);
+        lua_pushboolean(L, v->type == ST_TRUE);
         break;
     case ST_NUM:
         lua_pushnumber(L, v->u.n);
@@ -856,8 +853,17 @@ static void push_value(lua_State *L, int pidx, int kidx, struct st_view pv,
         lua_pushlstring(L, v->u.s->bytes, v->u.s->len);
         break;
     default:
-        child_push(L, pidx, kidx, v->u.t, pv.id);
+        lua_pushnil(L);
     }
+    return 1;
+}
+
+/* Push v, read from the proxy at pidx (whose view is pv) under the key at kidx. */
+static void push_value(lua_State *L, int pidx, int kidx, struct st_view pv,
+                       const struct st_value *v)
+{
+    if (!push_scalar(L, v))
+        child_push(L, pidx, kidx, v->u.t, pv.id);
 }
 
 static int l_index(lua_State *L)
@@ -1020,25 +1026,8 @@ static void push_plain_node(lua_State *L, const struct st_node *n)
 /* Push v as a plain Lua value (tables copied, recursively). */
 static void push_plain(lua_State *L, const struct st_value *v)
 {
-    switch (v->type) {
-    case ST_FALSE:
-        lua_pushboolean(L, 0);
-        break;
-    case ST_TRUE:
-        lua_pushboolean(L, 1);
-        break;
-    case ST_NUM:
-        lua_pushnumber(L, v->u.n);
-        break;
-    case ST_STR:
-        lua_pushlstring(L, v->u.s->bytes, v->u.s->len);
-        break;
-    case ST_TABLE:
+    if (!push_scalar(L, v))
         push_plain_node(L, v->u.t);
-        break;
-    default:
-        lua_pushnil(L);
-    }
 }
 
 /* copy(space, name, key...): a plain copy of the name's current value, or of the value at the

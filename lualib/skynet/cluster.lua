@@ -7,13 +7,19 @@ local wire = require "skynet.cluster.wire"
 
 local cluster = {}
 local clusterd
+
+-- every request below goes to the node's one clusterd, as a "lua" call named by its verb
+local function ask_clusterd(verb, ...)
+	return skynet.call(clusterd, "lua", verb, ...)
+end
+
 local senders = {} -- node -> sender handle
 local pending_sends = {} -- node -> queue of pushes waiting for the sender lookup
 
 local function get_sender(node)
 	local s = senders[node]
 	if not s then
-		s = skynet.call(clusterd, "lua", "sender", node)
+		s = ask_clusterd("sender", node)
 		senders[node] = s
 	end
 	return s
@@ -97,30 +103,32 @@ function cluster.send(node, address, ...)
 	end
 end
 
+-- a string is "host:port" (or a node name from the cluster config); a number listens on all
+-- interfaces
 function cluster.open(port, maxclient)
+	local host = "0.0.0.0"
 	if type(port) == "string" then
-		return skynet.call(clusterd, "lua", "listen", port, nil, maxclient)
+		host, port = port, nil
 	end
-	return skynet.call(clusterd, "lua", "listen", "0.0.0.0", port, maxclient)
+	return ask_clusterd("listen", host, port, maxclient)
 end
 
 function cluster.reload(config)
-	skynet.call(clusterd, "lua", "reload", config)
+	ask_clusterd("reload", config)
 end
 
 function cluster.proxy(node, name)
-	return skynet.call(clusterd, "lua", "proxy", node, name)
+	return ask_clusterd("proxy", node, name)
 end
 
 function cluster.register(name, addr)
-	assert(type(name) == "string")
-	assert(addr == nil or type(addr) == "number")
-	return skynet.call(clusterd, "lua", "register", name, addr)
+	assert(type(name) == "string" and (addr == nil or type(addr) == "number"))
+	return ask_clusterd("register", name, addr)
 end
 
 function cluster.unregister(name)
 	assert(type(name) == "string")
-	return skynet.call(clusterd, "lua", "unregister", name)
+	return ask_clusterd("unregister", name)
 end
 
 function cluster.query(node, name)
@@ -153,18 +161,18 @@ function cluster.watch(fn)
 		}
 	end
 	watch_fns[fn] = true
-	local states = skynet.call(clusterd, "lua", "watch", skynet.self())
+	local states = ask_clusterd("watch", skynet.self())
 	return states, function()
 		watch_fns[fn] = nil
 		if next(watch_fns) == nil then
-			skynet.call(clusterd, "lua", "unwatch", skynet.self())
+			ask_clusterd("unwatch", skynet.self())
 		end
 	end
 end
 
 -- skyjet: the state of every remote node (address, connected, pending, bytes, last error).
 function cluster.status()
-	return skynet.call(clusterd, "lua", "status")
+	return ask_clusterd("status")
 end
 
 skynet.init(function()

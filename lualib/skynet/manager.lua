@@ -32,41 +32,43 @@ function skynet.name(name, handle)
 	c.name(name, handle)
 end
 
+-- like skynet.start: the start function runs from a timer at the next tick
+local function start_next_tick(start_func)
+	skynet.timeout(0, function()
+		skynet.init_service(start_func)
+	end)
+end
+
+-- Messages of a type in `map` are dispatched as the mapped type and stay owned by their
+-- handler; any other message is dispatched as is and freed here, even when its handler raises.
 function skynet.forward_type(map, start_func)
 	skynet._forward_responses(map[skynet.PTYPE_RESPONSE] ~= nil)
 	c.callback(function(ptype, msg, sz, ...)
-		local prototype = map[ptype]
-		if prototype then
-			skynet.dispatch_message(prototype, msg, sz, ...)
-		else
+		local as_type = map[ptype]
+		if not as_type then
 			local ok, err = pcall(skynet.dispatch_message, ptype, msg, sz, ...)
 			c.trash(msg, sz)
 			if not ok then
 				error(err, 0)
 			end
+			return
 		end
+		skynet.dispatch_message(as_type, msg, sz, ...)
 	end, true)
-	skynet.timeout(0, function()
-		skynet.init_service(start_func)
-	end)
+	start_next_tick(start_func)
 end
 
 function skynet.filter(f, start_func)
 	c.callback(function(...)
 		skynet.dispatch_message(f(...))
 	end)
-	skynet.timeout(0, function()
-		skynet.init_service(start_func)
-	end)
+	start_next_tick(start_func)
 end
 
+-- the monitor is told when a service exits; query = true only looks it up, never launches it
 function skynet.monitor(service, query)
-	local monitor
-	if query then
-		monitor = skynet.queryservice(true, service)
-	else
-		monitor = skynet.uniqueservice(true, service)
-	end
+	local find = query and skynet.queryservice or skynet.uniqueservice
+	local monitor = find(true, service)
 	assert(monitor, "Monitor launch failed")
 	c.monitor(monitor)
 	return monitor

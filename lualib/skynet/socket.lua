@@ -456,13 +456,12 @@ local function udp_object(id, callback)
 	s.connected = true
 	s.udp = true
 	s.callback = callback
+	return id
 end
 
 -- udp(callback [, host, port]): bound to host:port when given, else an unbound IPv4 socket
 function socket.udp(callback, host, port)
-	local id = driver.udp(host, port)
-	udp_object(id, callback)
-	return id
+	return udp_object(driver.udp(host, port), callback)
 end
 
 -- udp_connect(id, host, port [, callback]): write(id, data) then goes to host:port
@@ -480,15 +479,11 @@ function socket.udp_connect(id, host, port, callback)
 end
 
 function socket.udp_listen(host, port, callback)
-	local id = driver.udp_listen(host, port)
-	udp_object(id, callback)
-	return id
+	return udp_object(driver.udp_listen(host, port), callback)
 end
 
 function socket.udp_dial(host, port, callback)
-	local id = driver.udp_dial(host, port)
-	udp_object(id, callback)
-	return id
+	return udp_object(driver.udp_dial(host, port), callback)
 end
 
 socket.sendto = driver.udp_send -- (id, from, data) -> boolean

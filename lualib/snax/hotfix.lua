@@ -4,19 +4,26 @@
 -- once after the swap and its results are returned. Returns pcall-style (ok, results | error).
 local interface = require "snax.interface"
 
--- name -> { f, index, id } for every upvalue reachable from the service's methods (through
--- functions of the service file only: those share its environment `env`)
-local function collect(f, env, seen, locals)
+-- visit(index, name, value) for each upvalue of f; a function already in `seen` is skipped, so
+-- the walks below visit each function of a closure graph once
+local function each_upvalue(f, seen, visit)
 	if seen[f] then
 		return
 	end
 	seen[f] = true
-	local i = 1
-	while true do
-		local name, value = debug.getupvalue(f, i)
-		if name == nil then
-			return
-		end
+	local index = 1
+	local name, value = debug.getupvalue(f, index)
+	while name ~= nil do
+		visit(index, name, value)
+		index = index + 1
+		name, value = debug.getupvalue(f, index)
+	end
+end
+
+-- name -> { f, index, id } for every upvalue reachable from the service's methods (through
+-- functions of the service file only: those share its environment `env`)
+local function collect(f, env, seen, locals)
+	each_upvalue(f, seen, function(i, name, value)
 		local id = debug.upvalueid(f, i)
 		local known = locals[name]
 		if known and known.id ~= id then
@@ -27,21 +34,13 @@ local function collect(f, env, seen, locals)
 				collect(value, env, seen, locals)
 			end
 		end
-		i = i + 1
-	end
+	end)
 end
 
+-- a patch's upvalue without a value is joined to the running code's local of the same name
 local function join(f, locals, seen)
-	if seen[f] then
-		return
-	end
-	seen[f] = true
-	local i = 1
-	while true do
-		local name, value = debug.getupvalue(f, i)
-		if name == nil then
-			return
-		elseif value == nil then
+	each_upvalue(f, seen, function(i, name, value)
+		if value == nil then
 			local old = locals[name]
 			if old then
 				debug.upvaluejoin(f, i, old.f, old.index)
@@ -49,8 +48,7 @@ local function join(f, locals, seen)
 		elseif type(value) == "function" then
 			join(value, locals, seen)
 		end
-		i = i + 1
-	end
+	end)
 end
 
 local function find(methods, group, name)

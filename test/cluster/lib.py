@@ -50,6 +50,39 @@ def slow(ctx):
     return _slow[ctx.binary]
 
 
+def terminate(proc, grace=20):
+    """End a child we started: SIGTERM, then SIGKILL if it is still there after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def read_text(path):
+    """A log file's text so far ("" before the process has created it)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def recv_until_eof(sock, timeout=None):
+    """Everything the peer sends on sock until it closes its side."""
+    if timeout is not None:
+        sock.settimeout(timeout)
+    parts = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,11 +106,7 @@ class Node:
         self.pid = self.proc.pid
 
     def text(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log)
 
     def output(self):
         if not self.errf.closed:
@@ -119,6 +148,15 @@ class Node:
         r = self.eval(code, **kw)
         return r[0] if r else None
 
+    def eval_raises(self, code, pattern):
+        """Run Lua code that must raise an error mentioning `pattern`; returns the error text."""
+        try:
+            r = self.eval(code)
+        except EvalError as e:
+            check(pattern in str(e), f"error {e!s} should mention {pattern!r}")
+            return str(e)
+        raise TestFailure(f"expected an error with {pattern!r}, got {r}")
+
     def close_conns(self):
         for s in self.conns.values():
             try:
@@ -149,13 +187,7 @@ class Node:
 
     def stop(self):
         self.close_conns()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.errf.close()
 
     def tail(self, n=40):

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 
-from lib import TestFailure, free_port, wait_for
+from lib import TestFailure, free_port, read_text, terminate, wait_for
 
 MARIADB_PASSWORD = "skyjet-root-pw"
 
@@ -61,23 +61,13 @@ class Server:
         wait_for(check, timeout, what)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc:
+            terminate(self.proc)
             self.logf.close()
 
     # the Context's node interface (log tails on failure, sanitizer scan)
     def text(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log)
 
     def output(self):
         return ""

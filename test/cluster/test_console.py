@@ -6,7 +6,7 @@ import socket
 import threading
 
 import lib
-from lib import check, free_port, wait_for
+from lib import check, free_port, recv_until_eof, wait_for
 from test_ops import Console, console_node
 
 
@@ -116,12 +116,7 @@ def test_debug_console_framing_errors_and_http(ctx):
     port = con.sock.getpeername()[1]
     c = socket.create_connection(("127.0.0.1", port), timeout=20)
     c.sendall(b"GET /getenv/console HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n")
-    out = b""
-    while True:
-        chunk = c.recv(65536)
-        if not chunk:
-            break
-        out += chunk
+    out = recv_until_eof(c)
     check(out == b"Welcome to skynet console\nconsole\t127.0.0.1:%d\n<CMD OK>\n" % port, out)
     # Skynet's argument forms: (PORT) is 127.0.0.1, (IP, PORT)
     p1, p2 = free_port(), free_port()

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from lib import check, free_port
+from lib import check, free_port, recv_until_eof
 
 try:
     import websockets
@@ -35,12 +35,7 @@ def raw(port, data, timeout=5):
     """Send bytes, return everything the server answers until it closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
-        out = b""
-        while True:
-            got = s.recv(65536)
-            if not got:
-                return out
-            out += got
+        return recv_until_eof(s)
 
 
 def test_curl_get_with_query(ctx):

@@ -6,7 +6,7 @@ import struct
 import subprocess
 import time
 
-from lib import EvalError, check, wait_for
+from lib import check, wait_for
 from servers import MARIADB_PASSWORD, fake_server, shared_mariadb
 
 PRELUDE = 'local mysql = require "skynet.db.mysql"\n'
@@ -28,12 +28,7 @@ def ev(node, code, **kw):
 
 
 def raises(node, code, pattern):
-    try:
-        r = ev(node, code)
-    except EvalError as e:
-        check(pattern in str(e), f"error {e!s} should mention {pattern!r}")
-        return str(e)
-    raise AssertionError(f"expected an error with {pattern!r}, got {r}")
+    return node.eval_raises(PRELUDE + code, pattern)
 
 
 def connect(port, extra="", user="nopw"):

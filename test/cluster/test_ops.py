@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 
-from lib import SANITIZER, TestFailure, check, free_port, wait_for
+from lib import SANITIZER, TestFailure, check, free_port, recv_until_eof, wait_for
 
 SCRIPT_TIMEOUT = 120
 
@@ -368,12 +368,7 @@ def http(port, chunks, pause=0.05):
         if i:
             time.sleep(pause)
         s.sendall(c.encode())
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
+    data = recv_until_eof(s)
     s.close()
     head, _, body = data.decode().partition("\r\n\r\n")
     status = int(head.split()[1])
@@ -497,12 +492,7 @@ def test_metrics_head_answers_the_headers_only(ctx):
     n.wait_log(r"metrics listening")
     s = socket.create_connection(("127.0.0.1", port), timeout=60)
     s.sendall(b"HEAD /metrics HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = recv_until_eof(s)
     s.close()
     head, _, body = data.decode().partition("\r\n\r\n")
     check(head.startswith("HTTP/1.0 200") and int(re.search(r"Content-Length: (\d+)", head).group(1))

@@ -2,7 +2,7 @@
 scripted fake server for bad input: every call either answers or raises, nothing hangs."""
 import time
 
-from lib import EvalError, check, wait_for
+from lib import check, wait_for
 from servers import fake_server, redis_server
 
 PRELUDE = 'local redis = require "skynet.db.redis"\n'
@@ -20,12 +20,7 @@ def ev(node, code, **kw):
 
 
 def raises(node, code, pattern):
-    try:
-        r = ev(node, code)
-    except EvalError as e:
-        check(pattern in str(e), f"error {e!s} should mention {pattern!r}")
-        return str(e)
-    raise AssertionError(f"expected an error with {pattern!r}, got {r}")
+    return node.eval_raises(PRELUDE + code, pattern)
 
 
 def connect(port, extra=""):

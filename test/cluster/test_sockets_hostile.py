@@ -6,17 +6,7 @@ import socket
 import subprocess
 import time
 
-from lib import check, free_port, wait_for
-
-
-def recv_all(c, timeout=10):
-    c.settimeout(timeout)
-    out = b""
-    while True:
-        chunk = c.recv(65536)
-        if not chunk:
-            return out
-        out += chunk
+from lib import check, free_port, recv_until_eof, wait_for
 
 
 def ask_then_eof(port, request, timeout=10):
@@ -25,7 +15,7 @@ def ask_then_eof(port, request, timeout=10):
     c.sendall(request)
     c.shutdown(socket.SHUT_WR)
     try:
-        return recv_all(c, timeout)
+        return recv_until_eof(c, timeout)
     finally:
         c.close()
 
@@ -121,13 +111,13 @@ def test_console_connection_cap_and_idle_timeout(ctx):
         check(c.makefile("rb").readline() == b"Welcome to skynet console\n", "greeting")
     extra = [socket.create_connection(("127.0.0.1", cport)) for _ in range(5)]
     for c in extra:  # over the cap: closed at once, never served
-        check(recv_all(c, 5) == b"", "a connection over the cap is closed")
+        check(recv_until_eof(c, 5) == b"", "a connection over the cap is closed")
         c.close()
     n.wait_log(r"listener \d+ \(127\.0\.0\.1:%d\) refused 5 connection\(s\) in 1 s: 5 over its "
                r"cap of 3" % cport)
     # the held ones say nothing: the idle timeout closes them, and the cap frees up
     for c in held:
-        check(recv_all(c, 10) == b"", "an idle console connection is closed")
+        check(recv_until_eof(c, 10) == b"", "an idle console connection is closed")
         c.close()
     n.wait_log(r"idle for 1 s; closing it")
     wait_for(lambda: console_list(cport), 10, "a new console client is served")

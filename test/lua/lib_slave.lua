@@ -1,6 +1,7 @@
 -- lib_slave: answers "ping"(ticks, text) after sleeping, raises on "fail", exits on "exit"
 -- (skynet.request/select and skynet.queue tests).
 local skynet = require "skynet"
+local T = require "testlib"
 
 local CMD = {}
 
@@ -17,8 +18,4 @@ function CMD.exit()
 	skynet.exit()
 end
 
-skynet.start(function()
-	skynet.dispatch("lua", function(_, _, cmd, ...)
-		skynet.retpack(CMD[cmd](...))
-	end)
-end)
+T.serve(CMD)

@@ -1,5 +1,5 @@
 -- A reader service of t_sharemap: follows a sharemap it was handed a copy of.
-local skynet = require "skynet"
+local T = require "testlib"
 local sharemap = require "skynet.sharemap"
 
 local reader
@@ -23,8 +23,4 @@ function CMD.write()
 	reader.x = 1
 end
 
-skynet.start(function()
-	skynet.dispatch("lua", function(_, _, cmd, ...)
-		skynet.retpack(CMD[cmd](...))
-	end)
-end)
+T.serve(CMD)

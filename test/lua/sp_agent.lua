@@ -1,6 +1,7 @@
 -- t_sproto_gate's agent: speaks sproto with one client. Requests arrive from the gate as
 -- PTYPE_CLIENT messages (session = fd); answers and pushes go out framed by netpack.pack.
 local skynet = require "skynet"
+local T = require "testlib"
 local socket = require "skynet.socket"
 local netpack = require "netpack"
 local loader = require "sprotoloader"
@@ -58,8 +59,4 @@ function CMD.stop()
 	skynet.exit()
 end
 
-skynet.start(function()
-	skynet.dispatch("lua", function(_, _, cmd, ...)
-		skynet.retpack(CMD[cmd](...))
-	end)
-end)
+T.serve(CMD)

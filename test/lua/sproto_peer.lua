@@ -1,5 +1,5 @@
 -- A service of t_sproto: uses a schema another service put in a sprotoloader slot.
-local skynet = require "skynet"
+local T = require "testlib"
 local loader = require "sprotoloader"
 
 local CMD = {}
@@ -12,8 +12,4 @@ function CMD.pointer(index)
 	return tostring(loader.load(index).__cobj)
 end
 
-skynet.start(function()
-	skynet.dispatch("lua", function(_, _, cmd, ...)
-		skynet.retpack(CMD[cmd](...))
-	end)
-end)
+T.serve(CMD)

@@ -85,6 +85,16 @@ function T.wait_until(cond, seconds, what)
 	end
 end
 
+-- The start of a helper service that tests drive with skynet.call: each "lua" request
+-- (cmd, ...) is answered with what cmds[cmd](...) returns.
+function T.serve(cmds)
+	skynet.start(function()
+		skynet.dispatch("lua", function(_, _, cmd, ...)
+			skynet.retpack(cmds[cmd](...))
+		end)
+	end)
+end
+
 function T.run()
 	for _, case in ipairs(cases) do
 		local done, ok, err = false, false, nil

@@ -139,4 +139,25 @@ function V.expr(desc)
 	end))
 end
 
+-- Evaluates each line's description of `file` as a Lua expression over `env` (`trim`, when
+-- given, rewrites the expression first) and raises at the first result that differs from the
+-- line's bytes. Returns the number of lines checked.
+function V.check_expressions(file, env, trim)
+	local n = 0
+	for _, v in ipairs(V.load(file)) do
+		local expr = V.expr(v.desc)
+		if trim then
+			expr = trim(expr)
+		end
+		local f = assert(loadstring("return " .. expr, v.name))
+		local got = setfenv(f, env)()
+		local ok, want = V.matches(got, v.bytes)
+		if not ok then
+			error(v.name .. ": got " .. V.hex(got) .. " want " .. want)
+		end
+		n = n + 1
+	end
+	return n
+end
+
 return V
