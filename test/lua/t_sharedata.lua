@@ -242,4 +242,69 @@ T.case("a_sub_table_keeps_its_identity_while_held", function()
 	T.raises(sharetree.refresh, "not one of its sub-tables", sub)
 end)
 
+T.case("readers_on_other_threads_race_updates_safely", function()
+	sharedata.new("cfg_race", { v = 0, list = { 0, 0 } })
+	local rs = readers(8)
+	local done = 0
+	local me = coroutine.running()
+	for _, r in ipairs(rs) do
+		skynet.fork(function()
+			local ok, err = skynet.call(r, "lua", "try", [[
+				local skynet = require "skynet"
+				local q = require("skynet.sharedata").query("cfg_race")
+				local last = 0
+				for _ = 1, 400 do
+					local v = q.v
+					local first = q.list[1]
+					assert(v >= last and first >= v, "versions went back")
+					last = v
+					if _ % 50 == 0 then skynet.yield() end
+				end
+				return last]])
+			T.ok(ok, err)
+			done = done + 1
+			if done == #rs then
+				skynet.wakeup(me)
+			end
+		end)
+	end
+	for i = 1, 200 do
+		sharedata.update("cfg_race", { v = i, list = { i, i } })
+		if i % 20 == 0 then
+			skynet.yield()
+		end
+	end
+	if done < #rs then
+		skynet.wait(me)
+	end
+	T.eq(sharedata.query("cfg_race").v, 200)
+	close(rs)
+end)
+
+T.case("pairs_and_ipairs_keep_their_behaviour_for_other_values", function()
+	local seen = {}
+	for k, v in pairs({ a = 1 }) do
+		seen[k] = v
+	end
+	T.same(seen, { a = 1 })
+	local seq = {}
+	for i, v in ipairs({ 1, 2, nil, 4 }) do
+		seq[i] = v
+	end
+	T.same(seq, { 1, 2 })
+	T.raises(pairs, "table expected, got nil", nil)
+	T.raises(ipairs, "table expected, got nil", nil)
+	local custom = setmetatable({}, { __pairs = function()
+		return function(_, k)
+			if not k then
+				return "only", true
+			end
+		end
+	end })
+	for k, v in pairs(custom) do
+		seen[k] = v
+	end
+	T.eq(seen.only, true, "__pairs of any table is honoured")
+end)
+
 skynet.start(T.run)
