@@ -95,11 +95,13 @@ def test_sigstopped_peer_is_declared_down_and_comes_back(ctx):
     """)
     check(a.eval1('return cluster.call("n2", "@probe", "echo", 1)') == 1, "up")
     wait_for(lambda: any(e["state"] == "up" for e in a.eval1("return G.events")), what="up event")
-    a.eval('skynet.fork(function() G.pending = table.pack(pcall(cluster.call, "n2", "@probe", "echo", 2)) end)')
+    # the pending calls sleep on the callee (5 s), so neither can be answered before the stop
+    # takes effect, however late a loaded machine delivers it
+    a.eval('skynet.fork(function() G.pending = table.pack(pcall(cluster.call, "n2", "@probe", "sleep", 500)) end)')
     os.kill(b.pid, signal.SIGSTOP)
     stopped_at = time.time()
     try:
-        a.eval('skynet.fork(function() G.pending = table.pack(pcall(cluster.call, "n2", "@probe", "echo", 3)) end)')
+        a.eval('skynet.fork(function() G.pending = table.pack(pcall(cluster.call, "n2", "@probe", "sleep", 500)) end)')
         down = wait_for(lambda: [e for e in a.eval1("return G.events") if e["state"] == "down"],
                         timeout=10, what="down event")
         detected = down[0]["t"] - stopped_at
