@@ -48,6 +48,9 @@ def run_unit(build, pattern):
     exes = [e for e in sorted(glob.glob(os.path.join(build, "unit", "test_*")))
             if not pattern or re.search(pattern, "unit/" + os.path.basename(e))]
     phase("unit", len(exes), "unit test binaries")
+    if not exes and not pattern:
+        # a unit phase that finds nothing must not pass as if it had run (make unit builds them)
+        report(False, "unit", f"no unit test binaries under {build}/unit (run `make unit` first)")
     for exe in exes:
         name = "unit/" + os.path.basename(exe)
         t0 = time.time()
