@@ -28,6 +28,7 @@ struct service {
     atomic_int endless;
     atomic_int internal;
     atomic_uint_fast64_t messages, cpu_ns;
+    _Atomic(struct service_reply_hook *) reply_hook; /* NULL for all but cluster agents */
 };
 
 static struct service_hooks hooks;
@@ -107,6 +108,9 @@ static void delete_service(struct service *s)
     uint32_t handle = s->ho.handle;
     if (s->module->release)
         s->module->release(s->inst, s);
+    struct service_reply_hook *rh = atomic_load(&s->reply_hook);
+    if (rh)
+        rh->release(rh);
     if (hooks.retired)
         hooks.retired(handle);
     mq_mark_release(s->queue);
@@ -177,6 +181,12 @@ int service_send(uint32_t source, uint32_t dest, int type, int session, void *da
         service_free_message(type, source, data, size);
         return -1;
     }
+    struct service_reply_hook *rh = atomic_load_explicit(&s->reply_hook, memory_order_acquire);
+    if (rh && session != 0 && (type == PTYPE_RESPONSE || type == PTYPE_ERROR) &&
+        rh->offer(rh, type, session, data, size)) {
+        release(s);
+        return 0;
+    }
     struct message m = {source, session, type, size, data};
     if (mq_push(s->queue, &m) && hooks.wakeup)
         hooks.wakeup();
@@ -238,6 +248,12 @@ void service_callback(struct service *s, service_cb cb, void *ud)
 }
 
 uint32_t service_handle(const struct service *s) { return s->ho.handle; }
+
+int service_set_reply_hook(struct service *s, struct service_reply_hook *h)
+{
+    struct service_reply_hook *none = NULL;
+    return atomic_compare_exchange_strong(&s->reply_hook, &none, h) ? 0 : -1;
+}
 
 int service_newsession(struct service *s)
 {

@@ -102,8 +102,20 @@ void service_set_profile(int on);
 void service_set_monitor(uint32_t handle);
 uint32_t service_get_monitor(void);
 
+/* A reply hook (the cluster agent's reply table, cluster_reply.c): every RESPONSE or ERROR
+ * message with a session addressed to the service is offered to `offer` on the sending thread
+ * before it is queued; offer returns 1 when it took the message (data is then its own), 0 to
+ * let it be queued as usual. `release` runs once the service is released (no offer runs any
+ * more). A service without a hook pays one pointer test per message sent to it. */
+struct service_reply_hook {
+    int (*offer)(struct service_reply_hook *h, int type, int session, void *data, size_t size);
+    void (*release)(struct service_reply_hook *h);
+};
+
 /* Used from inside a running service (its own worker thread). */
 void service_callback(struct service *s, service_cb cb, void *ud);
+/* Install s's reply hook (once). 0, or -1 when s has one already. */
+int service_set_reply_hook(struct service *s, struct service_reply_hook *h);
 uint32_t service_handle(const struct service *s);
 int service_newsession(struct service *s);
 

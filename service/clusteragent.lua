@@ -3,7 +3,9 @@
 -- reassembles multi-part requests (skynet.cluster.assembly), resolves addresses under the
 -- exposure policy (skynet.cluster.resolve), calls or sends to the local service and writes the
 -- reply (split when large). Every request gets an answer: callee errors, unknown names and
--- undecodable payloads come back as error replies.
+-- undecodable payloads come back as error replies. Calls to a handle or a cached @name that
+-- carry no trace tag are handed over to C (skynet.cluster.reply): the callee's answer is framed
+-- and written by the thread that sends it, and this service does not wake for it.
 -- Hardening (skyjet): malformed frames and parts without a header close the link; caps on
 -- assemblies in progress, their age, the bytes they hold (per link and node-wide) and requests
 -- in flight; an exposure policy (internal services are never callable); and,
@@ -18,6 +20,7 @@ local settings = require "skynet.cluster.settings"
 local assembly = require "skynet.cluster.assembly"
 local wire = require "skynet.cluster.wire"
 local resolver = require "skynet.cluster.resolve"
+local reply = require "skynet.cluster.reply"
 
 local clusterd, fd, serial, peer = ...
 clusterd, fd, serial = tonumber(clusterd), tonumber(fd), tonumber(serial)
@@ -29,12 +32,13 @@ local large = assembly.new() -- multi-part requests in progress
 local tracetag -- applies to the next request only
 local names = resolver.new(clusterd) -- where requests may go (@name cache, exposure policy)
 local closed = false
-local inflight = 0 -- requests handed to local services and not answered yet
+local inflight = 0 -- requests served in Lua (traced, named targets) and not answered yet
+local replies -- the requests whose answers C writes (skynet.cluster.reply), once started
 local draining = false -- the node is stopping: finish in-flight requests, then close
 local peer_eof = false -- the peer sent EOF: finish in-flight requests, then close
 local holding = false
 local handshake -- the server half of authentication while the peer must still authenticate
-local finish_drain, shutdown, process_frames
+local finish_drain, shutdown, process_frames, check_idle
 local CMD = {}
 
 local EV = wire.event
@@ -73,6 +77,9 @@ function shutdown(reason, abnormal)
 		return
 	end
 	closed = true
+	if replies then
+		replies:close() -- before the socket goes: no answer is written to it from now on
+	end
 	driver.close(fd) -- after the peer's EOF the socket is still ours to close
 	skynet.send(clusterd, "lua", "closed", fd, serial)
 	buffer:clear()
@@ -110,39 +117,15 @@ local function answer_query(session, msg, sz)
 	end
 end
 
-local function dispatch(addr, session, msg, sz, is_push, tag)
-	if addr == 0 then
-		return answer_query(session, msg, sz)
-	end
-	local ok, why = skyjet.checkpayload(msg, sz)
-	if not ok then
-		skynet.trash(msg, sz)
-		warn("undecodable payload for %s: %s", tostring(addr), why)
-		if not is_push then
-			reply_error(session, "invalid payload: " .. why)
-		end
-		return
-	end
-	local target, err = names:resolve(addr)
-	if not target then
-		skynet.trash(msg, sz)
-		if is_push then
-			warn("push to %s dropped: %s", tostring(addr), err)
-		else
-			reply_error(session, err)
-		end
-		return
-	end
-	if is_push then
-		if tag then
-			core.send(target, skynet.PTYPE_TRACE, 0, tag)
-		end
-		if not skynet.rawsend(target, "lua", msg, sz) then
-			warn("push to %s dropped: no such service", tostring(addr))
-		end
-		return
-	end
-	local rmsg, rsz
+-- Requests in flight: answers owed by local services.
+local function pending()
+	return inflight + (replies and replies:count() or 0)
+end
+
+-- Wait for the service's answer in this coroutine, then write it (traced requests, named
+-- targets under expose = all).
+local function call_and_answer(target, session, msg, sz, tag)
+	local ok, rmsg, rsz
 	if tag then
 		ok, rmsg, rsz = pcall(skynet.tracecall, tag, target, "lua", msg, sz)
 	else
@@ -155,14 +138,82 @@ local function dispatch(addr, session, msg, sz, is_push, tag)
 	end
 end
 
+-- Hand an untraced call to a handle over to C. True when done (sent, or answered with an
+-- error); false when the Lua path must serve it.
+local function call_in_c(target, session, msg, sz)
+	local sent = replies:call(target, msg, sz, session, skynet.genid())
+	if sent == nil then -- no such service: msg is gone; the Lua path's error text
+		local _, err = pcall(skynet.rawcall, target, "lua")
+		reply_error(session, tostring(err))
+	end
+	return sent ~= false
+end
+
+-- The checked target of a request, or nil when it was refused (answered unless a push).
+local function target_of(addr, session, msg, sz, is_push)
+	local ok, why = skyjet.checkpayload(msg, sz)
+	if not ok then
+		skynet.trash(msg, sz)
+		warn("undecodable payload for %s: %s", tostring(addr), why)
+		if not is_push then
+			reply_error(session, "invalid payload: " .. why)
+		end
+		return nil
+	end
+	local target, err = names:resolve(addr)
+	if not target then
+		skynet.trash(msg, sz)
+		if is_push then
+			warn("push to %s dropped: %s", tostring(addr), err)
+		else
+			reply_error(session, err)
+		end
+	end
+	return target
+end
+
+local function dispatch(addr, session, msg, sz, is_push, tag)
+	if addr == 0 then
+		return answer_query(session, msg, sz)
+	end
+	local target = target_of(addr, session, msg, sz, is_push)
+	if not target then
+		return
+	end
+	if is_push then
+		if tag then
+			core.send(target, skynet.PTYPE_TRACE, 0, tag)
+		end
+		if not skynet.rawsend(target, "lua", msg, sz) then
+			warn("push to %s dropped: no such service", tostring(addr))
+		end
+		return
+	end
+	if tag or type(target) ~= "number" or not call_in_c(target, session, msg, sz) then
+		call_and_answer(target, session, msg, sz, tag)
+	end
+end
+
 -- A request is in flight from the moment it is taken off the wire until it is answered: the
 -- max_pending cap counts it, and a stopping node (drain) waits for it.
 local function serve_request(addr, session, msg, sz, tag)
 	dispatch(addr, session, msg, sz, false, tag)
 	inflight = inflight - 1
-	if inflight == 0 and peer_eof then
+	check_idle()
+end
+
+-- Once the peer has sent EOF or the node stops, the link closes when nothing is in flight any
+-- more; while C still owes answers, replies:watch() wakes us (reply.PTYPE) when they are out.
+function check_idle()
+	if closed or not (peer_eof or draining) or inflight > 0 then
+		return
+	end
+	if replies and replies:watch() > 0 then
+		return
+	end
+	if peer_eof then
 		close_link("peer closed")
-	elseif inflight == 0 and draining then
+	else
 		finish_drain()
 	end
 end
@@ -171,16 +222,27 @@ end
 -- are still answered (Skynet's half-close) before the link closes.
 local function on_eof()
 	peer_eof = true
-	if inflight == 0 then
-		close_link("peer closed")
-	end
+	check_idle()
 end
 
 local function accept_request(addr, session, msg, sz, tag)
-	if inflight >= MAX_PENDING then
+	if pending() >= MAX_PENDING then
 		skynet.trash(msg, sz)
 		warn("cap max_pending (%d) reached; request %d refused", MAX_PENDING, session)
 		reply_error(session, "too many pending requests on this link (max_pending)")
+		return
+	end
+	if not tag and names:ready(addr) then -- nothing to wait for: no coroutine
+		local target = target_of(addr, session, msg, sz, false)
+		if not target or (type(target) == "number" and call_in_c(target, session, msg, sz)) then
+			return
+		end
+		inflight = inflight + 1
+		skynet.fork(function()
+			call_and_answer(target, session, msg, sz)
+			inflight = inflight - 1
+			check_idle()
+		end)
 		return
 	end
 	inflight = inflight + 1
@@ -397,12 +459,35 @@ end
 
 function CMD.drain()
 	draining = true
-	if inflight == 0 then
-		finish_drain()
-	elseif not holding then
+	if pending() > 0 and not holding then
 		holding = true
 		skyjet.hold(1)
 	end
+	check_idle()
+end
+
+-- reply.PTYPE: session 0 is C's wake-up (its requests in flight reached 0, see check_idle); a
+-- call fails with the text it carries (the probe of failure_texts).
+skynet.register_protocol {
+	name = "cluster_reply",
+	id = reply.PTYPE,
+	unpack = skynet.tostring,
+	dispatch = function(session, _, text)
+		if session == 0 then
+			check_idle()
+		else
+			skynet.response()(false, text)
+		end
+	end,
+}
+
+-- What a failed local call raises in this service, with and without the callee's reason
+-- (skynet.lua's "<position>: call failed[: reason]"), learnt from two calls to ourselves that
+-- fail: the error replies written from C carry exactly the texts the Lua path would.
+local function failure_texts()
+	local _, with = pcall(skynet.rawcall, skynet.self(), "cluster_reply", "?")
+	local _, without = pcall(skynet.rawcall, skynet.self(), "cluster_reply", "")
+	return with:sub(1, -2), without
 end
 
 function CMD.exit()
@@ -419,6 +504,7 @@ skynet.start(function()
 			log("Invalid command %s", tostring(cmd))
 		end
 	end)
+	replies = reply.new(fd, failure_texts())
 	local secret = skynet.call(clusterd, "lua", "secret_for", peer)
 	if secret then
 		handshake = auth.server(secret)

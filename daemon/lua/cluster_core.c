@@ -157,26 +157,44 @@ static struct address check_address(lua_State *L, int i)
     return a;
 }
 
-/* Push one frame, u16 BE body length + head + chunk, as a Lua string. Callers keep the body
- * within CLUSTER_MAX_BODY; the copy goes through the stack so Lua makes a single string. */
+/* Write one frame, u16 BE body length + head + chunk, to out (2 + hlen + clen bytes). */
+static void put_frame(uint8_t *out, const uint8_t *head, size_t hlen, const uint8_t *chunk,
+                      size_t clen)
+{
+    size_t body = hlen + clen;
+    out[0] = (uint8_t)(body >> 8);
+    out[1] = (uint8_t)(body & 0xff);
+    memcpy(out + 2, head, hlen);
+    if (clen > 0)
+        memcpy(out + 2 + hlen, chunk, clen);
+}
+
+void *cluster_core_frame(const uint8_t *head, size_t hlen, const uint8_t *chunk, size_t clen,
+                         size_t *size)
+{
+    uint8_t *frame = malloc(2 + hlen + clen);
+    if (frame) {
+        put_frame(frame, head, hlen, chunk, clen);
+        *size = 2 + hlen + clen;
+    }
+    return frame;
+}
+
+/* Push one frame as a Lua string. Callers keep the body within CLUSTER_MAX_BODY; the copy goes
+ * through the stack so Lua makes a single string. */
 static void push_frame(lua_State *L, const uint8_t *head, size_t hlen, const uint8_t *chunk,
                        size_t clen)
 {
     uint8_t frame[2 + CLUSTER_MAX_BODY];
-    size_t body = hlen + clen;
-    frame[0] = (uint8_t)(body >> 8);
-    frame[1] = (uint8_t)(body & 0xff);
-    memcpy(frame + 2, head, hlen);
-    if (clen > 0)
-        memcpy(frame + 2 + hlen, chunk, clen);
-    lua_pushlstring(L, (const char *)frame, 2 + body);
+    put_frame(frame, head, hlen, chunk, clen);
+    lua_pushlstring(L, (const char *)frame, 2 + hlen + clen);
 }
 
-/* Store the continuation frames of msg in the table on top of the stack from index `at` on:
- * chunks of CLUSTER_CHUNK bytes, kind `more` for all but the last, `last` for the last.
- * Requests put the kind before the session (B.3), responses after it (B.5). */
-static void add_parts(lua_State *L, int at, struct bytes msg, uint32_t session, int response,
-                      uint8_t more, uint8_t last)
+/* Hand the continuation frames of msg to fn: chunks of CLUSTER_CHUNK bytes, kind `more` for
+ * all but the last, `last` for the last. Requests put the kind before the session (B.3),
+ * responses after it (B.5). Returns 0, or -1 when fn stopped. */
+static int each_part(struct bytes msg, uint32_t session, int response, uint8_t more, uint8_t last,
+                     cluster_core_frame_fn fn, void *ud)
 {
     size_t off, n;
     uint8_t head[5];
@@ -184,9 +202,25 @@ static void add_parts(lua_State *L, int at, struct bytes msg, uint32_t session, 
         n = msg.n - off < CLUSTER_CHUNK ? msg.n - off : CLUSTER_CHUNK;
         head[response ? 4 : 0] = off + n < msg.n ? more : last;
         put_u32(head + (response ? 0 : 1), session);
-        push_frame(L, head, 5, msg.p + off, n);
-        lua_rawseti(L, -2, at++);
+        if (fn(ud, head, 5, msg.p + off, n) != 0)
+            return -1;
     }
+    return 0;
+}
+
+/* Frames into Lua: a string pushed, or stored at t[at++] of the table on top when `table`. */
+struct lua_frames {
+    lua_State *L;
+    int table, at;
+};
+
+static int lua_frame(void *ud, const uint8_t *head, size_t hlen, const uint8_t *chunk, size_t clen)
+{
+    struct lua_frames *f = ud;
+    push_frame(f->L, head, hlen, chunk, clen);
+    if (f->table)
+        lua_rawseti(f->L, -2, f->at++);
+    return 0;
 }
 
 static int count_parts(size_t n) { return (int)((n + CLUSTER_CHUNK - 1) / CLUSTER_CHUNK); }
@@ -278,7 +312,8 @@ static int pack_request(lua_State *L, int push)
     push_frame(L, head, h + 4, NULL, 0);
     lua_pushinteger(L, next);
     lua_createtable(L, count_parts(msg.n), 0);
-    add_parts(L, 1, msg, session, 0, 0x02, 0x03);
+    struct lua_frames f = {L, 1, 1};
+    each_part(msg, session, 0, 0x02, 0x03, lua_frame, &f);
     return 3;
 }
 
@@ -286,32 +321,44 @@ static int l_packrequest(lua_State *L) { return pack_request(L, 0); }
 
 static int l_packpush(lua_State *L) { return pack_request(L, 1); }
 
+int cluster_core_response(uint32_t session, int ok, const void *msg, size_t n,
+                          cluster_core_frame_fn fn, void *ud)
+{
+    struct bytes b = {msg, n};
+    uint8_t head[9];
+    put_u32(head, session);
+    if (!ok || n <= CLUSTER_CHUNK) {
+        /* Error texts are truncated, never split. */
+        head[4] = ok ? 0x01 : 0x00;
+        return fn(ud, head, 5, b.p, n < CLUSTER_CHUNK ? n : CLUSTER_CHUNK) == 0 ? 1 : -1;
+    }
+    if (n > CLUSTER_MAX_PAYLOAD)
+        return -1;
+    head[4] = 0x02;
+    put_u32(head + 5, (uint32_t)n);
+    if (fn(ud, head, 9, NULL, 0) != 0 || each_part(b, session, 1, 0x03, 0x04, fn, ud) != 0)
+        return -1;
+    return 1 + count_parts(n);
+}
+
 /* (session, ok, msg [, sz]) -> frame | {frames...}  (B.5) */
 static int l_packresponse(lua_State *L)
 {
     int64_t session = 0;
     int ok = lua_toboolean(L, 2);
     struct bytes msg;
-    uint8_t head[9];
+    struct lua_frames f = {L, 0, 1};
 
     if (get_int(L, 1, 0, UINT32_MAX, &session) != 0)
         error_value(L, "Invalid response session", 1);
     msg = check_bytes(L, 3, "packresponse");
-    put_u32(head, (uint32_t)session);
-    if (!ok || msg.n <= CLUSTER_CHUNK) {
-        /* Error texts are truncated, never split. */
-        head[4] = ok ? 0x01 : 0x00;
-        push_frame(L, head, 5, msg.p, msg.n < CLUSTER_CHUNK ? msg.n : CLUSTER_CHUNK);
-        return 1;
+    if (ok && msg.n > CLUSTER_CHUNK) {
+        if (msg.n > CLUSTER_MAX_PAYLOAD)
+            return core_error(L, "Invalid response size %f", (double)msg.n);
+        lua_createtable(L, 1 + count_parts(msg.n), 0);
+        f.table = 1;
     }
-    if (msg.n > CLUSTER_MAX_PAYLOAD)
-        return core_error(L, "Invalid response size %f", (double)msg.n);
-    lua_createtable(L, 1 + count_parts(msg.n), 0);
-    head[4] = 0x02;
-    put_u32(head + 5, (uint32_t)msg.n);
-    push_frame(L, head, 9, NULL, 0);
-    lua_rawseti(L, -2, 1);
-    add_parts(L, 2, msg, (uint32_t)session, 1, 0x03, 0x04);
+    cluster_core_response((uint32_t)session, ok, msg.p, msg.n, lua_frame, &f);
     return 1;
 }
 

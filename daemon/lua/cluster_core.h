@@ -7,6 +7,7 @@
 
 #include <lua.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CLUSTER_CHUNK 32768             /* part size of split messages */
 #define CLUSTER_DEFAULT_MAX (64u << 20) /* default cap on one assembled message */
@@ -14,6 +15,20 @@
 /* Process-wide cap on the declared total of a large request/response (bytes). */
 void cluster_core_set_max_message(size_t bytes);
 size_t cluster_core_max_message(void);
+
+/* One frame: head (hlen bytes) then chunk (clen bytes) make its body. Returns 0, or -1 to stop. */
+typedef int (*cluster_core_frame_fn)(void *ud, const uint8_t *head, size_t hlen,
+                                     const uint8_t *chunk, size_t clen);
+/* The frames of the response to `session` carrying msg (n bytes), in order (B.5): one frame for
+ * an error text (truncated to CLUSTER_CHUNK bytes) or an ok reply up to CLUSTER_CHUNK bytes, else
+ * a 02 header and 03/04 parts. Returns the number of frames, or -1 (fn stopped, or n is above
+ * the protocol's 2^31-1). */
+int cluster_core_response(uint32_t session, int ok, const void *msg, size_t n,
+                          cluster_core_frame_fn fn, void *ud);
+/* A frame (2-byte big-endian body length, head, chunk) in a malloc'd buffer of *size bytes, or
+ * NULL when out of memory. */
+void *cluster_core_frame(const uint8_t *head, size_t hlen, const uint8_t *chunk, size_t clen,
+                         size_t *size);
 
 int luaopen_cluster_core(lua_State *L);
 

@@ -57,6 +57,15 @@ local function by_name(self, addr)
 	return nil, "Invalid name"
 end
 
+-- True when resolve(addr) answers at once (a handle, a local name, a cached @name): the agent
+-- then needs no coroutine for the request. Address 0 is the name query, never ready.
+function resolver:ready(addr)
+	if type(addr) == "string" then
+		return addr:byte(1) ~= 64 or self.cache[addr] ~= nil -- 64: "@"
+	end
+	return addr ~= 0
+end
+
 -- The target for addr (a handle, or a ".name" under expose = all), or nil and the error text.
 function resolver:resolve(addr)
 	if type(addr) == "string" and addr:sub(1, 1) == "@" then
