@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REPLY_MIN_SLOTS 16 /* a power of two; the table doubles when half full */
+#define REPLY_MIN_BITS 4 /* 16 slots at first; the table doubles when half full */
 
 struct slot {
     int session; /* 0: free (sessions are never 0) */
@@ -34,16 +34,23 @@ struct cluster_reply {
     int closed;
     int watch; /* wake the agent when count reaches 0 */
     size_t count, mask;
-    struct slot *slots; /* open addressing, linear probing, home = session & mask */
+    int bits;           /* mask = 2^bits - 1 */
+    struct slot *slots; /* open addressing, linear probing from the home slot */
     char *failed_with, *failed;
     size_t with_len, failed_len;
 };
 
 /* ---- the session table (lock held) --------------------------------------------------------- */
 
+/* Fibonacci hashing: sequential sessions and sessions sharing low bits spread alike. */
+static size_t slot_home(int session, int bits)
+{
+    return (size_t)(((uint32_t)session * 2654435769u) >> (32 - bits));
+}
+
 static long slot_find(const struct cluster_reply *t, int session)
 {
-    size_t i = (size_t)session & t->mask;
+    size_t i = slot_home(session, t->bits);
     while (t->slots[i].session != 0) {
         if (t->slots[i].session == session)
             return (long)i;
@@ -52,9 +59,9 @@ static long slot_find(const struct cluster_reply *t, int session)
     return -1;
 }
 
-static void slot_put(struct slot *slots, size_t mask, struct slot e)
+static void slot_put(struct slot *slots, int bits, struct slot e)
 {
-    size_t i = (size_t)e.session & mask;
+    size_t mask = ((size_t)1 << bits) - 1, i = slot_home(e.session, bits);
     while (slots[i].session != 0)
         i = (i + 1) & mask;
     slots[i] = e;
@@ -68,7 +75,7 @@ static void slot_remove(struct cluster_reply *t, size_t i)
         j = (j + 1) & t->mask;
         if (t->slots[j].session == 0)
             break;
-        size_t home = (size_t)t->slots[j].session & t->mask;
+        size_t home = slot_home(t->slots[j].session, t->bits);
         /* the entry at j may fill the hole at i unless its home lies cyclically in (i, j] */
         int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {
@@ -82,16 +89,19 @@ static void slot_remove(struct cluster_reply *t, size_t i)
 
 static int slots_grow(struct cluster_reply *t)
 {
+    if (t->bits >= 30)
+        return -1;
     size_t cap = (t->mask + 1) * 2;
     struct slot *slots = calloc(cap, sizeof *slots);
     if (!slots)
         return -1;
     for (size_t i = 0; i <= t->mask; i++)
         if (t->slots[i].session != 0)
-            slot_put(slots, cap - 1, t->slots[i]);
+            slot_put(slots, t->bits + 1, t->slots[i]);
     free(t->slots);
     t->slots = slots;
     t->mask = cap - 1;
+    t->bits++;
     return 0;
 }
 
@@ -181,8 +191,9 @@ struct cluster_reply *cluster_reply_new(uint32_t agent, int fd, const struct clu
     t->ud = ud;
     t->agent = agent;
     t->fd = fd;
-    t->mask = REPLY_MIN_SLOTS - 1;
-    t->slots = calloc(REPLY_MIN_SLOTS, sizeof *t->slots);
+    t->bits = REPLY_MIN_BITS;
+    t->mask = ((size_t)1 << REPLY_MIN_BITS) - 1;
+    t->slots = calloc(t->mask + 1, sizeof *t->slots);
     t->failed_with = copy_text(failed_with, with_len);
     t->failed = copy_text(failed, failed_len);
     t->with_len = with_len;
@@ -212,7 +223,7 @@ int cluster_reply_add(struct cluster_reply *t, int session, uint32_t remote, uin
     pthread_mutex_lock(&t->lock);
     if (!t->closed && session != 0 && slot_find(t, session) < 0 &&
         ((t->count + 1) * 2 <= t->mask + 1 || slots_grow(t) == 0)) {
-        slot_put(t->slots, t->mask, (struct slot){session, remote, target});
+        slot_put(t->slots, t->bits, (struct slot){session, remote, target});
         t->count++;
         rc = 0;
     }

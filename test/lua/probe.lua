@@ -48,6 +48,10 @@ function CMD.test_held()
 	skynet.retpack(records.held and records.held "TEST")
 end
 
+function CMD.big(n) -- a large answer to a small request
+	skynet.retpack(string.rep("r", n))
+end
+
 function CMD.exit()
 	skynet.exit()
 end
