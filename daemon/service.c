@@ -182,7 +182,9 @@ int service_send(uint32_t source, uint32_t dest, int type, int session, void *da
         return -1;
     }
     struct service_reply_hook *rh = atomic_load_explicit(&s->reply_hook, memory_order_acquire);
-    if (rh && session != 0 && (type == PTYPE_RESPONSE || type == PTYPE_ERROR) &&
+    if (rh &&
+        (type == PTYPE_SOCKET ||
+         (session != 0 && (type == PTYPE_RESPONSE || type == PTYPE_ERROR))) &&
         rh->offer(rh, type, session, data, size)) {
         release(s);
         return 0;

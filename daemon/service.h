@@ -103,10 +103,11 @@ void service_set_monitor(uint32_t handle);
 uint32_t service_get_monitor(void);
 
 /* A reply hook (the cluster agent's reply table, cluster_reply.c): every RESPONSE or ERROR
- * message with a session addressed to the service is offered to `offer` on the sending thread
- * before it is queued; offer returns 1 when it took the message (data is then its own), 0 to
- * let it be queued as usual. `release` runs once the service is released (no offer runs any
- * more). A service without a hook pays one pointer test per message sent to it. */
+ * message with a session, and every SOCKET message, addressed to the service is offered to
+ * `offer` on the sending thread before it is queued; offer returns 1 when it took the message
+ * (data is then its own), 0 to let it be queued as usual (it may have changed what it holds).
+ * `release` runs once the service is released (no offer runs any more). A service without a
+ * hook pays one pointer test per message sent to it. */
 struct service_reply_hook {
     int (*offer)(struct service_reply_hook *h, int type, int session, void *data, size_t size);
     void (*release)(struct service_reply_hook *h);

@@ -5,7 +5,9 @@
 -- reply (split when large). Every request gets an answer: callee errors, unknown names and
 -- undecodable payloads come back as error replies. Calls to a handle or a cached @name that
 -- carry no trace tag are handed over to C (skynet.cluster.reply): the callee's answer is framed
--- and written by the thread that sends it, and this service does not wake for it.
+-- and written by the thread that sends it, and this service does not wake for it; and while we
+-- hold no earlier bytes, C sends plain calls to the @names we resolved from the reactor thread,
+-- before they reach us (we tell it with caught_up).
 -- Hardening (skyjet): malformed frames and parts without a header close the link; caps on
 -- assemblies in progress, their age, the bytes they hold (per link and node-wide) and requests
 -- in flight; an exposure policy (internal services are never callable); and,
@@ -34,6 +36,7 @@ local names = resolver.new(clusterd) -- where requests may go (@name cache, expo
 local closed = false
 local inflight = 0 -- requests served in Lua (traced, named targets) and not answered yet
 local replies -- the requests whose answers C writes (skynet.cluster.reply), once started
+local received = 0 -- DATA events of our socket that reached us (C's filter counts them too)
 local draining = false -- the node is stopping: finish in-flight requests, then close
 local peer_eof = false -- the peer sent EOF: finish in-flight requests, then close
 local holding = false
@@ -141,7 +144,7 @@ end
 -- Hand an untraced call to a handle over to C. True when done (sent, or answered with an
 -- error); false when the Lua path must serve it.
 local function call_in_c(target, session, msg, sz)
-	local sent = replies:call(target, msg, sz, session, skynet.genid())
+	local sent = replies:call(target, msg, sz, session)
 	if sent == nil then -- no such service: msg is gone; the Lua path's error text
 		local _, err = pcall(skynet.rawcall, target, "lua")
 		reply_error(session, tostring(err))
@@ -168,6 +171,9 @@ local function target_of(addr, session, msg, sz, is_push)
 		else
 			reply_error(session, err)
 		end
+	elseif type(target) == "number" and type(addr) == "string" and addr:byte(1) == 64 then
+		-- an @name: C may serve the next calls to it itself
+		replies:name(addr, target)
 	end
 	return target
 end
@@ -360,6 +366,10 @@ function process_frames()
 		on_frame(frame)
 	end
 	looping = false
+	-- every byte so far handled here: C's filter may serve what comes next
+	if not closed and not handshake and not draining and buffer:size() == 0 then
+		replies:caught_up(received, inflight)
+	end
 end
 
 -- Unfinished multi-part requests may not wait forever for their parts.
@@ -443,9 +453,13 @@ wire.on_socket(function(t, id, ud, data, size)
 		return
 	end
 	if not taken then
+		if t == DATA then
+			received = received + 1
+		end
 		return before_takeover(t, ud, data, size)
 	end
 	if t == DATA then
+		received = received + 1
 		buffer:push(data, size)
 		process_frames()
 	elseif t == CLOSE or t == ERROR then
@@ -455,10 +469,16 @@ end)
 
 function CMD.namechange()
 	names:flush()
+	if replies then
+		replies:flush_names()
+	end
 end
 
 function CMD.drain()
 	draining = true
+	if replies then
+		replies:stop_filter()
+	end
 	if pending() > 0 and not holding then
 		holding = true
 		skyjet.hold(1)
@@ -504,7 +524,7 @@ skynet.start(function()
 			log("Invalid command %s", tostring(cmd))
 		end
 	end)
-	replies = reply.new(fd, failure_texts())
+	replies = reply.new(fd, MAX_PENDING, failure_texts())
 	local secret = skynet.call(clusterd, "lua", "secret_for", peer)
 	if secret then
 		handshake = auth.server(secret)

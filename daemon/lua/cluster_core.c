@@ -393,18 +393,46 @@ static size_t push_address(lua_State *L, struct bytes b, size_t tail)
     return 5;
 }
 
+int cluster_core_single(const uint8_t *p, size_t n, struct cluster_core_single *r)
+{
+    size_t off;
+    if (n < 1 || (p[0] & 0x7f) != 0x00)
+        return -1;
+    if (p[0] & 0x80) {
+        if (n < 2 || n - 2 < (size_t)p[1] + 4)
+            return -1;
+        r->name = p + 2;
+        r->namelen = p[1];
+        r->id = 0;
+        off = 2 + (size_t)p[1];
+    } else {
+        if (n < 9)
+            return -1;
+        r->name = NULL;
+        r->namelen = 0;
+        r->id = get_u32(p + 1);
+        off = 5;
+    }
+    r->session = get_u32(p + off);
+    r->payload = p + off + 4;
+    r->size = n - off - 4;
+    return 0;
+}
+
 /* 00/80 -> addr, session, buf, sz [, nil, true when session == 0 (push)] */
 static int unpack_single(lua_State *L, struct bytes b)
 {
-    size_t off = push_address(L, b, 4);
-    uint32_t session;
-    if (off == 0)
+    struct cluster_core_single r;
+    if (cluster_core_single(b.p, b.n, &r) != 0)
         return core_error(L, "Invalid cluster message (size=%f)", (double)b.n);
-    session = get_u32(b.p + off);
-    lua_pushinteger(L, session);
-    push_buffer(L, b.p + off + 4, b.n - off - 4);
-    lua_pushinteger(L, (lua_Integer)(b.n - off - 4));
-    if (session != 0)
+    if (r.name)
+        lua_pushlstring(L, (const char *)r.name, r.namelen);
+    else
+        lua_pushinteger(L, r.id);
+    lua_pushinteger(L, r.session);
+    push_buffer(L, r.payload, r.size);
+    lua_pushinteger(L, (lua_Integer)r.size);
+    if (r.session != 0)
         return 4;
     lua_pushnil(L);
     lua_pushboolean(L, 1);

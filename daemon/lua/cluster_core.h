@@ -30,6 +30,18 @@ int cluster_core_response(uint32_t session, int ok, const void *msg, size_t n,
 void *cluster_core_frame(const uint8_t *head, size_t hlen, const uint8_t *chunk, size_t clen,
                          size_t *size);
 
+/* A single request body (B.2: kind 00 or 80, address, session, payload), pointing into it. */
+struct cluster_core_single {
+    uint32_t id;         /* the numeric address when name is NULL */
+    const uint8_t *name; /* the name (80), namelen bytes, or NULL */
+    size_t namelen;
+    uint32_t session; /* 0: a push */
+    const uint8_t *payload;
+    size_t size;
+};
+/* Parse body (n bytes) as a single request. 0, or -1 when it is not one or is too short. */
+int cluster_core_single(const uint8_t *body, size_t n, struct cluster_core_single *out);
+
 int luaopen_cluster_core(lua_State *L);
 
 #endif

@@ -9,6 +9,7 @@
 #include "cluster_core.h"
 #include "host.h"
 #include "reactor.h"
+#include "seri.h"
 #include "service.h"
 #include "socketdriver.h"
 
@@ -18,10 +19,21 @@
 #include <string.h>
 
 #define REPLY_MIN_BITS 4 /* 16 slots at first; the table doubles when half full */
+/* Sessions the table hands out: the upper half of the positive range, far from the agent's own
+ * Lua sessions (skynet.lua counts those up from 1 and uses them only for its own calls). */
+#define REPLY_FIRST_SESSION 0x40000000u
+#define REPLY_LAST_SESSION 0x7fffffffu
+#define REPLY_MAX_NAMES 32 /* @names the request filter knows per link */
 
 struct slot {
     int session; /* 0: free (sessions are never 0) */
     uint32_t remote, target;
+};
+
+struct cached_name {
+    char *name; /* as on the wire, "@name" */
+    size_t len;
+    uint32_t handle;
 };
 
 struct cluster_reply {
@@ -38,7 +50,24 @@ struct cluster_reply {
     struct slot *slots; /* open addressing, linear probing from the home slot */
     char *failed_with, *failed;
     size_t with_len, failed_len;
+    uint32_t session; /* the last one handed out */
+    /* the request filter (cluster_reply_offer of the link's DATA events, reactor thread) */
+    int filtering;              /* the agent allows it (authenticated, not stopping) */
+    uint64_t handed, caught_up; /* DATA events passed on to the agent / consumed by it */
+    size_t lua_inflight, max_pending;
+    struct cached_name names[REPLY_MAX_NAMES];
+    int nnames;
 };
+
+static char *copy_text(const char *s, size_t n)
+{
+    char *c = malloc(n + 1);
+    if (c) {
+        memcpy(c, s, n);
+        c[n] = '\0';
+    }
+    return c;
+}
 
 /* ---- the session table (lock held) --------------------------------------------------------- */
 
@@ -105,6 +134,30 @@ static int slots_grow(struct cluster_reply *t)
     return 0;
 }
 
+/* The next free session of the table's range. */
+static int session_next(struct cluster_reply *t)
+{
+    do {
+        t->session = t->session >= REPLY_FIRST_SESSION && t->session < REPLY_LAST_SESSION
+                         ? t->session + 1
+                         : REPLY_FIRST_SESSION;
+    } while (slot_find(t, (int)t->session) >= 0);
+    return (int)t->session;
+}
+
+static int add_locked(struct cluster_reply *t, int session, uint32_t remote, uint32_t target)
+{
+    if (t->closed || ((t->count + 1) * 2 > t->mask + 1 && slots_grow(t) != 0))
+        return -1;
+    if (session == 0)
+        session = session_next(t);
+    else if (slot_find(t, session) >= 0)
+        return -1;
+    slot_put(t->slots, t->bits, (struct slot){session, remote, target});
+    t->count++;
+    return session;
+}
+
 /* ---- writing an answer (lock held) ---------------------------------------------------------- */
 
 struct frames {
@@ -155,6 +208,131 @@ static void answer(struct cluster_reply *t, int type, uint32_t remote, const voi
     cluster_core_response(remote, 1, data, size, write_frame, &f);
 }
 
+/* ---- the request filter (reactor thread, lock held) -------------------------------------- */
+
+static struct cached_name *name_find(struct cluster_reply *t, const uint8_t *name, size_t len)
+{
+    for (int i = 0; i < t->nnames; i++)
+        if (t->names[i].len == len && memcmp(t->names[i].name, name, len) == 0)
+            return &t->names[i];
+    return NULL;
+}
+
+static void name_forget(struct cluster_reply *t, struct cached_name *c)
+{
+    free(c->name);
+    t->nnames--;
+    *c = t->names[t->nnames];
+    t->names[t->nnames] = (struct cached_name){NULL, 0, 0};
+}
+
+/* A frame the filter serves: a named call (80) to a cached @name, its payload well-formed,
+ * under max_pending. 1 when it went to the service; 0 when the agent must have it (and every
+ * frame after it), as it would any frame: its Lua decides and words every refusal. */
+static int filter_frame(struct cluster_reply *t, const uint8_t *body, size_t n)
+{
+    struct cluster_core_single r;
+    char why[64];
+    if (cluster_core_single(body, n, &r) != 0 || !r.name || r.session == 0)
+        return 0;
+    struct cached_name *c = name_find(t, r.name, r.namelen);
+    if (!c || t->count + t->lua_inflight >= t->max_pending ||
+        seri_check(r.payload, r.size, 0, why, sizeof why) != 0)
+        return 0;
+    void *msg = r.size ? malloc(r.size) : NULL;
+    if (r.size && !msg)
+        return 0;
+    if (r.size)
+        memcpy(msg, r.payload, r.size);
+    uint32_t target = c->handle;
+    int session = add_locked(t, 0, r.session, target);
+    if (session < 0) {
+        free(msg);
+        return 0;
+    }
+    if (service_send(t->agent, target, PTYPE_LUA, session, msg, r.size) != 0) {
+        slot_remove(t, (size_t)slot_find(t, session));
+        name_forget(t, c); /* gone: the agent resolves the name again */
+        return 0;
+    }
+    return 1;
+}
+
+/* A socket event for the agent: the leading frames of a DATA chunk that filter_frame serves go
+ * to their services from here, the rest (if any) stays in the event for the agent. Only while
+ * the agent holds nothing earlier (every chunk it was handed is consumed: caught_up), so no
+ * frame overtakes an earlier one. Returns 1 when the whole event was taken (and freed). */
+static int filter_event(struct cluster_reply *t, struct reactor_event *ev, size_t size)
+{
+    if (size < sizeof *ev || ev->type != REACTOR_DATA || ev->id != t->fd || ev->size <= 0)
+        return 0;
+    const uint8_t *d = (const uint8_t *)ev->data;
+    size_t n = (size_t)ev->size, off = 0;
+    pthread_mutex_lock(&t->lock);
+    if (t->filtering && !t->closed && t->handed == t->caught_up) {
+        while (n - off >= 2) { /* a frame: 2-byte big-endian body length, body (B.1) */
+            size_t len = (size_t)d[off] << 8 | d[off + 1];
+            if (n - off - 2 < len || !filter_frame(t, d + off + 2, len))
+                break;
+            off += 2 + len;
+        }
+    }
+    int taken = off == n;
+    if (!taken) {
+        if (off > 0) {
+            memmove(ev->data, ev->data + off, n - off);
+            ev->size = ev->ud = (int)(n - off);
+        }
+        t->handed++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (taken) {
+        free(ev->data);
+        free(ev);
+    }
+    return taken;
+}
+
+void cluster_reply_caught_up(struct cluster_reply *t, uint64_t received, size_t lua_inflight)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->filtering >= 0)
+        t->filtering = 1;
+    t->caught_up = received;
+    t->lua_inflight = lua_inflight;
+    pthread_mutex_unlock(&t->lock);
+}
+
+void cluster_reply_stop_filter(struct cluster_reply *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->filtering = -1;
+    pthread_mutex_unlock(&t->lock);
+}
+
+void cluster_reply_name(struct cluster_reply *t, const char *name, size_t len, uint32_t handle)
+{
+    pthread_mutex_lock(&t->lock);
+    struct cached_name *c = name_find(t, (const uint8_t *)name, len);
+    if (c)
+        c->handle = handle;
+    else if (t->nnames < REPLY_MAX_NAMES && (c = &t->names[t->nnames]) &&
+             (c->name = copy_text(name, len)) != NULL) {
+        c->len = len;
+        c->handle = handle;
+        t->nnames++;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+void cluster_reply_flush_names(struct cluster_reply *t)
+{
+    pthread_mutex_lock(&t->lock);
+    while (t->nnames > 0)
+        name_forget(t, &t->names[t->nnames - 1]);
+    pthread_mutex_unlock(&t->lock);
+}
+
 /* ---- the C API --------------------------------------------------------------------------------
  */
 
@@ -168,18 +346,9 @@ static void hook_release(struct service_reply_hook *h)
     cluster_reply_free((struct cluster_reply *)h);
 }
 
-static char *copy_text(const char *s, size_t n)
-{
-    char *c = malloc(n + 1);
-    if (c) {
-        memcpy(c, s, n);
-        c[n] = '\0';
-    }
-    return c;
-}
-
-struct cluster_reply *cluster_reply_new(uint32_t agent, int fd, const struct cluster_reply_io *io,
-                                        void *ud, const char *failed_with, size_t with_len,
+struct cluster_reply *cluster_reply_new(uint32_t agent, int fd, size_t max_pending,
+                                        const struct cluster_reply_io *io, void *ud,
+                                        const char *failed_with, size_t with_len,
                                         const char *failed, size_t failed_len)
 {
     struct cluster_reply *t = calloc(1, sizeof *t);
@@ -191,6 +360,7 @@ struct cluster_reply *cluster_reply_new(uint32_t agent, int fd, const struct clu
     t->ud = ud;
     t->agent = agent;
     t->fd = fd;
+    t->max_pending = max_pending;
     t->bits = REPLY_MIN_BITS;
     t->mask = ((size_t)1 << REPLY_MIN_BITS) - 1;
     t->slots = calloc(t->mask + 1, sizeof *t->slots);
@@ -211,6 +381,8 @@ void cluster_reply_free(struct cluster_reply *t)
     if (!t)
         return;
     pthread_mutex_destroy(&t->lock);
+    for (int i = 0; i < t->nnames; i++)
+        free(t->names[i].name);
     free(t->slots);
     free(t->failed_with);
     free(t->failed);
@@ -219,14 +391,8 @@ void cluster_reply_free(struct cluster_reply *t)
 
 int cluster_reply_add(struct cluster_reply *t, int session, uint32_t remote, uint32_t target)
 {
-    int rc = -1;
     pthread_mutex_lock(&t->lock);
-    if (!t->closed && session != 0 && slot_find(t, session) < 0 &&
-        ((t->count + 1) * 2 <= t->mask + 1 || slots_grow(t) == 0)) {
-        slot_put(t->slots, t->bits, (struct slot){session, remote, target});
-        t->count++;
-        rc = 0;
-    }
+    int rc = session < 0 ? -1 : add_locked(t, session, remote, target);
     pthread_mutex_unlock(&t->lock);
     return rc;
 }
@@ -243,6 +409,8 @@ int cluster_reply_cancel(struct cluster_reply *t, int session)
 
 int cluster_reply_offer(struct cluster_reply *t, int type, int session, void *data, size_t size)
 {
+    if (type == PTYPE_SOCKET)
+        return filter_event(t, data, size);
     pthread_mutex_lock(&t->lock);
     long i = slot_find(t, session);
     if (i < 0) {
@@ -338,20 +506,22 @@ static struct cluster_reply *check_table(lua_State *L)
     return *(struct cluster_reply **)luaL_checkudata(L, 1, REPLY_META);
 }
 
-/* new(fd, failed_with, failed) -> the table of the calling service (the agent of link fd),
- * installed as its reply hook; raises if the service has one already. */
+/* new(fd, max_pending, failed_with, failed) -> the table of the calling service (the agent of
+ * link fd), installed as its reply hook; raises if the service has one already. */
 static int l_new(lua_State *L)
 {
     int fd = (int)luaL_checkinteger(L, 1);
+    size_t max_pending = (size_t)luaL_checknumber(L, 2);
     size_t wlen, flen;
-    const char *with = luaL_checklstring(L, 2, &wlen);
-    const char *failed = luaL_checklstring(L, 3, &flen);
+    const char *with = luaL_checklstring(L, 3, &wlen);
+    const char *failed = luaL_checklstring(L, 4, &flen);
     struct reactor *r = socketdriver_reactor();
     struct service *s = host_service(L);
     struct cluster_reply **box = lua_newuserdata(L, sizeof *box);
     if (!r)
         return luaL_error(L, "cluster.reply: no reactor");
-    *box = cluster_reply_new(service_handle(s), fd, &node_io, r, with, wlen, failed, flen);
+    *box = cluster_reply_new(service_handle(s), fd, max_pending, &node_io, r, with, wlen, failed,
+                             flen);
     if (!*box)
         return luaL_error(L, "cluster.reply: out of memory");
     if (service_set_reply_hook(s, &(*box)->hook) != 0) {
@@ -363,10 +533,10 @@ static int l_new(lua_State *L)
     return 1;
 }
 
-/* t:call(target, msg, sz, remote, session) sends the request msg (a lightuserdata, taken)
- * to service `target` under `session`, its answer to go to the peer's `remote` session.
+/* t:call(target, msg, sz, remote) sends the request msg (a lightuserdata, taken) to service
+ * `target` under a session of the table, its answer to go to the peer's `remote` session.
  * Returns true; nil when there is no such service (msg freed); false when the table would not
- * take it (closed, session in use, too large; msg still the caller's). */
+ * take it (closed, too large; msg still the caller's). */
 static int l_call(lua_State *L)
 {
     struct cluster_reply *t = check_table(L);
@@ -374,8 +544,9 @@ static int l_call(lua_State *L)
     void *msg = lua_touserdata(L, 3);
     lua_Number sz = luaL_checknumber(L, 4);
     uint32_t remote = (uint32_t)luaL_checknumber(L, 5);
-    int session = (int)luaL_checkinteger(L, 6);
-    if (sz < 0 || sz >= SERVICE_MAX_MESSAGE || cluster_reply_add(t, session, remote, target) != 0) {
+    int session =
+        sz < 0 || sz >= SERVICE_MAX_MESSAGE ? -1 : cluster_reply_add(t, 0, remote, target);
+    if (session < 0) {
         lua_pushboolean(L, 0);
         return 1;
     }
@@ -386,6 +557,36 @@ static int l_call(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* t:caught_up(received, lua_inflight), t:stop_filter(), t:name(name, handle), t:flush_names():
+ * the request filter's view of the agent (cluster_reply.h) */
+static int l_caught_up(lua_State *L)
+{
+    cluster_reply_caught_up(check_table(L), (uint64_t)luaL_checknumber(L, 2),
+                            (size_t)luaL_checknumber(L, 3));
+    return 0;
+}
+
+static int l_stop_filter(lua_State *L)
+{
+    cluster_reply_stop_filter(check_table(L));
+    return 0;
+}
+
+static int l_name(lua_State *L)
+{
+    size_t len;
+    struct cluster_reply *t = check_table(L);
+    const char *name = luaL_checklstring(L, 2, &len);
+    cluster_reply_name(t, name, len, (uint32_t)luaL_checknumber(L, 3));
+    return 0;
+}
+
+static int l_flush_names(lua_State *L)
+{
+    cluster_reply_flush_names(check_table(L));
+    return 0;
 }
 
 static int l_count(lua_State *L)
@@ -410,7 +611,15 @@ static int l_close(lua_State *L)
 int luaopen_cluster_reply(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"call", l_call}, {"count", l_count}, {"watch", l_watch}, {"close", l_close}, {NULL, NULL},
+        {"call", l_call},
+        {"count", l_count},
+        {"watch", l_watch},
+        {"close", l_close},
+        {"caught_up", l_caught_up},
+        {"stop_filter", l_stop_filter},
+        {"name", l_name},
+        {"flush_names", l_flush_names},
+        {NULL, NULL},
     };
     if (luaL_newmetatable(L, REPLY_META)) {
         lua_newtable(L);

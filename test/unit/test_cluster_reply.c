@@ -1,9 +1,12 @@
 /* test_cluster_reply: the reply table of an inbound cluster link (daemon/lua/cluster_reply.c)
- * with a recording io in place of the reactor and the services: the frames an answer becomes
- * (wire-format.md B.5), the in-flight count and its wake-up, close (answers dropped, callees
- * told), growth, and offers racing a close from other threads. */
+ * with a recording io in place of the reactor: the frames an answer becomes (wire-format.md
+ * B.5), the in-flight count and its wake-up, close (answers dropped, callees told), growth,
+ * offers racing a close from other threads, and the request filter (frames of a DATA event sent
+ * to a real service of a bare runtime, only while the agent has caught up, in order). */
 #include "cluster_core.h"
 #include "cluster_reply.h"
+#include "reactor.h"
+#include "seri.h"
 #include "service.h"
 
 #include <check.h>
@@ -72,7 +75,7 @@ static struct cluster_reply *table(struct rec *r)
 {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
-    struct cluster_reply *t = cluster_reply_new(AGENT, FD, &rec_io, r, WITH, sizeof WITH - 1,
+    struct cluster_reply *t = cluster_reply_new(AGENT, FD, 1000, &rec_io, r, WITH, sizeof WITH - 1,
                                                 WITHOUT, sizeof WITHOUT - 1);
     ck_assert_ptr_nonnull(t);
     return t;
@@ -106,7 +109,7 @@ START_TEST(test_answer_is_framed_for_the_peer_session)
 {
     struct rec r;
     struct cluster_reply *t = table(&r);
-    ck_assert_int_eq(cluster_reply_add(t, 5, 0x01020304, 9), 0);
+    ck_assert_int_eq(cluster_reply_add(t, 5, 0x01020304, 9), 5);
     ck_assert_int_eq(cluster_reply_add(t, 5, 1, 9), -1); /* the session is taken */
     ck_assert_uint_eq(cluster_reply_count(t), 1);
     char other[] = "x";
@@ -244,7 +247,7 @@ START_TEST(test_table_grows_and_finds_every_session)
     for (int i = 0; i < N; i++) /* sessions spread and colliding on their home slots */
         order[i] = 1 + (int)(((unsigned)i * 7919u) % 1000003u) * 64;
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(cluster_reply_add(t, order[i], (uint32_t)i, 9), 0);
+        ck_assert_int_eq(cluster_reply_add(t, order[i], (uint32_t)i, 9), order[i]);
     ck_assert_uint_eq(cluster_reply_count(t), N);
     srand(7);
     for (int i = N - 1; i > 0; i--) { /* answer in a shuffled order */
@@ -306,6 +309,123 @@ START_TEST(test_offers_racing_a_close_never_write_after_it)
 }
 END_TEST
 
+/* ---- the request filter ---- */
+
+static const struct service_module unit_module = {"unit_target", NULL, NULL, NULL, NULL};
+
+static size_t queued(uint32_t handle)
+{
+    struct service_stat st = {0};
+    ck_assert_int_eq(service_stat(handle, &st), 0);
+    return st.mqlen;
+}
+
+/* A DATA event of socket FD holding `n` bytes of `frames`. */
+static struct reactor_event *data_event(const uint8_t *frames, size_t n, size_t *size)
+{
+    struct reactor_event *ev = calloc(1, sizeof *ev);
+    ev->type = REACTOR_DATA;
+    ev->id = FD;
+    ev->size = ev->ud = (int)n;
+    ev->data = malloc(n);
+    memcpy(ev->data, frames, n);
+    *size = sizeof *ev;
+    return ev;
+}
+
+/* A named call frame (80) to "@t" with session `remote` and a packed payload, at out. */
+static size_t named_call(uint8_t *out, uint32_t remote)
+{
+    static const uint8_t payload[] = {0x04, 0x01}; /* skynet.pack(1): a small integer */
+    size_t body = 2 + 2 + 4 + sizeof payload;
+    out[0] = 0;
+    out[1] = (uint8_t)body;
+    memcpy(out + 2, "\x80\x02@t", 4);
+    memcpy(out + 6, &remote, 4); /* little-endian host */
+    memcpy(out + 10, payload, sizeof payload);
+    return 2 + body;
+}
+
+START_TEST(test_filter_sends_calls_only_while_the_agent_has_caught_up)
+{
+    static int runtime;
+    if (!runtime++) {
+        service_init(NULL);
+        service_register_module(&unit_module);
+    }
+    uint32_t target = service_launch("unit_target", "");
+    ck_assert_uint_ne(target, 0);
+    struct rec r;
+    struct cluster_reply *t = table(&r);
+    uint8_t buf[64];
+    size_t n = named_call(buf, 5), size;
+    /* not caught up yet (authentication, takeover): the event goes on to the agent */
+    struct reactor_event *ev = data_event(buf, n, &size);
+    cluster_reply_name(t, "@t", 2, target);
+    ck_assert_int_eq(cluster_reply_offer(t, PTYPE_SOCKET, 0, ev, size), 0);
+    ck_assert_int_eq(ev->size, (int)n);
+    free(ev->data);
+    free(ev);
+    /* caught up with that one event: a call, then half of the next one */
+    cluster_reply_caught_up(t, 1, 0);
+    n = named_call(buf, 6);
+    n += named_call(buf + n, 7) - 3;
+    ev = data_event(buf, n, &size);
+    ck_assert_int_eq(cluster_reply_offer(t, PTYPE_SOCKET, 0, ev, size), 0);
+    ck_assert_int_eq(ev->size, (int)(n - 12)); /* the partial frame stays for the agent */
+    ck_assert_int_eq(memcmp(ev->data, buf + 12, (size_t)ev->size), 0);
+    free(ev->data);
+    free(ev);
+    ck_assert_uint_eq(queued(target), 1);
+    ck_assert_uint_eq(cluster_reply_count(t), 1);
+    /* the table's sessions start at 2^30; the answer goes to the peer's session 6 */
+    ck_assert_int_eq(cluster_reply_offer(t, PTYPE_RESPONSE, 0x40000000, NULL, 0), 1);
+    check_frame(&r, 0, 5, 6, 0x01);
+    /* the agent holds a partial frame: whole frames now go to it too, in order */
+    n = named_call(buf, 8);
+    ev = data_event(buf, n, &size);
+    ck_assert_int_eq(cluster_reply_offer(t, PTYPE_SOCKET, 0, ev, size), 0);
+    free(ev->data);
+    free(ev);
+    ck_assert_uint_eq(queued(target), 1);
+    /* caught up with all three: the next event is taken whole */
+    cluster_reply_caught_up(t, 3, 0);
+    ev = data_event(buf, n, &size);
+    ck_assert_int_eq(cluster_reply_offer(t, PTYPE_SOCKET, 0, ev, size), 1);
+    ck_assert_uint_eq(queued(target), 2);
+    ck_assert_uint_eq(cluster_reply_count(t), 1);
+    /* an unknown name, a push, another socket: the agent's */
+    ev = data_event(buf, n, &size);
+    ev->id = FD + 1;
+    ck_assert_int_eq(cluster_reply_offer(t, PTYPE_SOCKET, 0, ev, size), 0);
+    free(ev->data);
+    free(ev);
+    cluster_reply_flush_names(t);
+    ev = data_event(buf, n, &size);
+    ck_assert_int_eq(cluster_reply_offer(t, PTYPE_SOCKET, 0, ev, size), 0);
+    free(ev->data);
+    free(ev);
+    ck_assert_uint_eq(queued(target), 2);
+    /* max_pending counts the agent's own requests too; stop_filter ends it for good */
+    cluster_reply_name(t, "@t", 2, target);
+    cluster_reply_caught_up(t, 5, 998);
+    ev = data_event(buf, n, &size);
+    ck_assert_int_eq(cluster_reply_offer(t, PTYPE_SOCKET, 0, ev, size), 0);
+    free(ev->data);
+    free(ev);
+    cluster_reply_stop_filter(t);
+    cluster_reply_caught_up(t, 6, 0);
+    ev = data_event(buf, n, &size);
+    ck_assert_int_eq(cluster_reply_offer(t, PTYPE_SOCKET, 0, ev, size), 0);
+    free(ev->data);
+    free(ev);
+    ck_assert_uint_eq(queued(target), 2);
+    service_kill(target);
+    cluster_reply_free(t);
+    rec_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster_reply");
@@ -318,6 +438,7 @@ int main(void)
     tcase_add_test(tc, test_close_drops_answers_and_tells_each_callee_once);
     tcase_add_test(tc, test_table_grows_and_finds_every_session);
     tcase_add_test(tc, test_offers_racing_a_close_never_write_after_it);
+    tcase_add_test(tc, test_filter_sends_calls_only_while_the_agent_has_caught_up);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
