@@ -366,8 +366,9 @@ function process_frames()
 		on_frame(frame)
 	end
 	looping = false
-	-- every byte so far handled here: C's filter may serve what comes next
-	if not closed and not handshake and not draining and buffer:size() == 0 then
+	-- every byte so far handled here, no trace tag waiting for its request: C's filter may serve
+	-- what comes next
+	if not closed and not handshake and not draining and not tracetag and buffer:size() == 0 then
 		replies:caught_up(received, inflight)
 	end
 end

@@ -218,6 +218,12 @@ def test_frames_keep_their_order_across_the_c_and_lua_paths(ctx):
     check(b"a" in got[3][0] and b"a" in got[5][0], "the push reached the callee before the calls "
           f"behind it: {got[3]} {got[5]}")
     b.wait_log(r"<TRACE [^>]*order> \d+ request")
+    # a trace tag alone in its write: the call after it, in the next write, is the traced one
+    s.sendall(trace(b"alone"))
+    time.sleep(0.1)
+    s.sendall(named(b"@probe", 9, echo))
+    check(b"x" in answers(s, [9])[9][0], "traced call answered")
+    b.wait_log(r"<TRACE [^>]*alone> \d+ request")
     # a frame split over two writes, then a push and a call in the next write
     body = named(b"@probe", 6, echo)
     s.sendall(body[:7])
