@@ -37,6 +37,7 @@ local closed = false
 local inflight = 0 -- requests served in Lua (traced, named targets) and not answered yet
 local replies -- the requests whose answers C writes (skynet.cluster.reply), once started
 local received = 0 -- DATA events of our socket that reached us (C's filter counts them too)
+local told = {} -- @name -> the handle C's filter was given for it
 local draining = false -- the node is stopping: finish in-flight requests, then close
 local peer_eof = false -- the peer sent EOF: finish in-flight requests, then close
 local holding = false
@@ -171,8 +172,10 @@ local function target_of(addr, session, msg, sz, is_push)
 		else
 			reply_error(session, err)
 		end
-	elseif type(target) == "number" and type(addr) == "string" and addr:byte(1) == 64 then
-		-- an @name: C may serve the next calls to it itself
+	elseif not is_push and told[addr] ~= target and type(target) == "number" and type(addr) == "string"
+		and addr:byte(1) == 64 then
+		-- a call to an @name: C may serve the next calls to it itself
+		told[addr] = target
 		replies:name(addr, target)
 	end
 	return target
@@ -470,6 +473,7 @@ end)
 
 function CMD.namechange()
 	names:flush()
+	told = {}
 	if replies then
 		replies:flush_names()
 	end
