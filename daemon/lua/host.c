@@ -7,6 +7,7 @@
 
 #include "bson.h"
 #include "cluster_core.h"
+#include "cluster_link.h"
 #include "compat.h"
 #include "crypt.h"
 #include "crypto.h"
@@ -358,6 +359,7 @@ static const luaL_Reg builtin_modules[] = {
     {"skynet.cluster.core", luaopen_cluster_core},
     {"skynet.crypto", luaopen_skynet_crypto},
     {"cluster.core", luaopen_cluster_core},
+    {"skynet.cluster.link", luaopen_cluster_link},
     {"skynet.sharetree", luaopen_skynet_sharetree},
     {"skynet.stm", luaopen_skynet_stm},
     {"sproto.core", luaopen_sproto_core},

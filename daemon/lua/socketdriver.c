@@ -19,6 +19,8 @@ static struct reactor *reactor;
 
 void socketdriver_init(struct reactor *r) { reactor = r; }
 
+struct reactor *socketdriver_reactor(void) { return reactor; }
+
 static struct reactor *get_reactor(lua_State *L)
 {
     if (!reactor)
