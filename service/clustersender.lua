@@ -240,9 +240,24 @@ function finish_fast(s, ok, data, padding)
 	return true
 end
 
+-- The link goes up when the connection is authenticated, the node has answered and nothing is
+-- outstanding or expected (so the filter starts at a frame boundary): callers may then write
+-- themselves. link_where: the address it is up on, for failure texts.
+local link_sock, link_where
+local function try_link_up()
+	local ch = channel
+	local sock = ch and ch.__sock
+	if sock and sock.fd ~= link_sock and state == "up" and not ch.__auth_co and not ch.__connecting
+		and ch:pending() == 0 and next(ch.__expired) == nil and not socket.disconnected(sock.fd)
+		and link:up(sock.fd) then
+		link_sock, link_where = sock.fd, address
+	end
+end
+
 -- The connection goes: every fast-path call still waiting fails as the channel's calls do.
 function link_down(err)
-	local where = address
+	local where = link_where
+	link_sock = nil
 	for _, e in ipairs(link:down()) do
 		if err then
 			fast_fail(e, remote_kind(err), err)
@@ -262,24 +277,11 @@ local function sweep()
 		local expired, more = link:expired()
 		for _, e in ipairs(expired) do
 			fast_expired[e.session] = true
-			fast_fail(e, "timeout", string.format("timeout after %d ms (%s)", e.timeout, tostring(address)))
+			fast_fail(e, "timeout", string.format("timeout after %d ms (%s)", e.timeout, tostring(link_where)))
 		end
 		if not more then
 			sweeping = false
 			return
-		end
-	end
-end
-
--- The link goes up when the connection is authenticated, the node has answered and nothing is
--- outstanding (so the filter starts at a frame boundary): callers may then write themselves.
-local link_sock -- the connection the link is up on
-local function try_link_up()
-	local sock = channel and channel.__sock
-	if sock and sock.fd ~= link_sock and state == "up" and channel:pending() == 0
-		and not socket.disconnected(sock.fd) then
-		if link:up(sock.fd) then
-			link_sock = sock.fd
 		end
 	end
 end
@@ -411,6 +413,8 @@ function CMD.status()
 		pending = (channel and channel:pending() or 0) + l.pending,
 		requests = stats.requests + l.requests,
 		pushes = stats.pushes + l.pushes,
+		fast_requests = l.requests, -- of those, written by their callers (the fast path)
+		fast_pushes = l.pushes,
 		bytes_out = stats.bytes_out + l.bytes_out,
 		bytes_in = stats.bytes_in + l.bytes_in,
 		failures = stats.failures,
