@@ -5,10 +5,12 @@
  * itself when nothing of it is queued or in flight and the reactor has run since its last direct
  * write (so a burst is still coalesced by the reactor), under the socket's wlock (which the
  * reactor takes to close the fd; the write never blocks); what does not go out at once is queued
- * behind, still under wlock, so order holds. Bytes given to reactor_send are the reactor's until
- * written or dropped. Hostile peers: EOF half-closes (writes go on until the owner closes), unsent
- * output is capped, listeners have caps and the last fds are kept from the one flooding, refusals
- * are logged once a second. */
+ * behind, still under wlock, so order holds. Read filters: a worker may install one on an open
+ * socket (under wlock); the reactor runs it on every read before the owner hears of it (the
+ * cluster fast path answers replies there) and releases it in sock_detach, before the id can be
+ * reused. Bytes given to reactor_send are the reactor's until written or dropped. Hostile peers:
+ * EOF half-closes (writes go on until the owner closes), unsent output is capped, listeners have
+ * caps and the last fds are kept from the one flooding, refusals are logged once a second. */
 #include "reactor.h"
 
 #include "log.h"

@@ -3,7 +3,8 @@
  * command queue plus an eventfd wake-up; no lock is held across a blocking call), except that
  * reactor_send writes a TCP socket directly from the caller's thread when nothing of that socket
  * is queued (Skynet's direct write; at most once per reactor turn, so bursts stay coalesced)
- * and queues only the rest. It answers with socket events
+ * and queues only the rest; a read filter (reactor_set_filter) may take input before the owner
+ * does (the cluster fast path). It answers with socket events
  * delivered through the deliver callback given at creation (main.c turns them into PTYPE_SOCKET
  * messages to the socket's owner service). Ownership: data handed to reactor_send belongs to
  * the reactor; the event's `data` buffer belongs to whoever receives the event. */

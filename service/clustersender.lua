@@ -444,6 +444,34 @@ end
 -- The heartbeat: probe a link we have heard nothing on for `heartbeat` ms; no answer within
 -- heartbeat_timeout declares the node down. Also notices links that dropped, counts replies the
 -- link answered as traffic, and puts an idle link up.
+-- A probe that times out while callers keep writing pushes of their own to the link (a node
+-- busy with a stream we sent it answers late) is repeated, at most BUSY_PROBES times, before
+-- the node is declared down.
+local BUSY_PROBES = 3
+local busy_probes = 0
+
+local function probe(ch)
+	local t0 = skynet.hpc()
+	local pushes = link:stats().pushes
+	local ok, err = pcall(query, ch, wire.HEARTBEAT_NAME)
+	if ok or (err ~= socketchannel.timeout and err ~= socketchannel.error) then
+		busy_probes = 0
+		link:rtt((skynet.hpc() - t0) / 1000) -- any answer ("name not found") is life
+	elseif ch == channel then
+		if err == socketchannel.timeout and link:stats().pushes ~= pushes and busy_probes < BUSY_PROBES then
+			busy_probes = busy_probes + 1
+			return
+		end
+		busy_probes = 0
+		local why = err == socketchannel.timeout
+			and string.format("no answer to a heartbeat within %d ms", heartbeat_timeout)
+			or "connection lost"
+		last_error = why
+		ch:reset() -- every call pending on the link fails now
+		set_state("down", why)
+	end
+end
+
 local function heartbeat_loop()
 	local frames_in = 0
 	while true do
@@ -461,18 +489,7 @@ local function heartbeat_loop()
 					set_state("down", "connection lost")
 				end
 			elseif (skynet.now() - last_recv) * 10 >= heartbeat then
-				local t0 = skynet.hpc()
-				local ok, err = pcall(query, ch, wire.HEARTBEAT_NAME)
-				if ok or (err ~= socketchannel.timeout and err ~= socketchannel.error) then
-					link:rtt((skynet.hpc() - t0) / 1000) -- any answer ("name not found") is life
-				elseif ch == channel then
-					local why = err == socketchannel.timeout
-						and string.format("no answer to a heartbeat within %d ms", heartbeat_timeout)
-						or "connection lost"
-					last_error = why
-					ch:reset() -- every call pending on the link fails now
-					set_state("down", why)
-				end
+				probe(ch)
 			end
 		end
 	end

@@ -350,6 +350,18 @@ static int get_address(lua_State *L, int i, uint32_t *id, const char **name, siz
     return 1;
 }
 
+/* The message at i: a lightuserdata and its size at i + 1 (skynet.pack's), or nil and 0. */
+static const void *check_message(lua_State *L, int i, size_t *n)
+{
+    double sz = luaL_optnumber(L, i + 1, 0);
+    const void *msg = lua_touserdata(L, i);
+    if (!(sz >= 0 && sz <= CLUSTER_MAX_PAYLOAD) ||
+        (lua_type(L, i) != LUA_TLIGHTUSERDATA && !(lua_isnil(L, i) && sz == 0)) || (!msg && sz > 0))
+        luaL_error(L, "cluster link: message must be a lightuserdata and its size");
+    *n = (size_t)sz;
+    return msg;
+}
+
 /* Frames the message and writes it to the link's connection, registering `e` first (when given)
  * under its session. The link is locked and up. Returns 0, or -1 (nothing sent or kept). */
 static int link_write(struct cluster_link *l, struct link_entry *e, uint32_t id, const char *name,
@@ -388,8 +400,8 @@ static int l_call(lua_State *L)
     int csession = (int)luaL_checkinteger(L, 2);
     uint32_t caller = (uint32_t)luaL_checknumber(L, 3);
     const char *name;
-    size_t namelen, n = (size_t)luaL_optnumber(L, 6, 0);
-    void *msg = lua_touserdata(L, 5);
+    size_t namelen, n;
+    void *msg = (void *)check_message(L, 5, &n);
     double timeout = luaL_optnumber(L, 7, 0);
     struct cluster_link *l;
     if (!get_address(L, 4, &id, &name, &namelen) || n >= CLUSTER_CHUNK || !socketdriver_reactor() ||
@@ -431,8 +443,8 @@ static int l_push(lua_State *L)
 {
     uint32_t sender = (uint32_t)luaL_checknumber(L, 1), id = 0;
     const char *name;
-    size_t namelen, n = (size_t)luaL_optnumber(L, 4, 0);
-    void *msg = lua_touserdata(L, 3);
+    size_t namelen, n;
+    void *msg = (void *)check_message(L, 3, &n);
     struct cluster_link *l;
     int ok = 0;
     if (get_address(L, 2, &id, &name, &namelen) && n < CLUSTER_CHUNK && socketdriver_reactor() &&
