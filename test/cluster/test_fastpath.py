@@ -190,3 +190,26 @@ def test_idle_link_keeps_its_heartbeat_and_stats(ctx):
     bounds = s2["latency"]["bounds"]
     check(sum(s2["latency"]["buckets"]) == s2["latency"]["count"] and
           len(s2["latency"]["buckets"]) == len(bounds) + 1, s2["latency"])
+
+
+def test_sender_killed_with_calls_pending_answers_each_caller(ctx):
+    a, b = pair(ctx)
+    check(a.eval1(WARM) is not False, "link up")
+    a.eval("""
+        G.res = { ok = 0, err = 0 }
+        for i = 1, 50 do
+            skynet.fork(function()
+                local ok, e = pcall(cluster.call, "n2", "@probe", "sleep", 3000)
+                if ok then G.res.ok = G.res.ok + 1
+                else G.res.err = G.res.err + 1; G.res.last = tostring(e) end
+            end)
+        end
+    """)
+    wait_for(lambda: status(a)["pending"] >= 50, what="50 calls in flight")
+    a.eval('require "skynet.manager" skynet.kill(cluster.get_sender("n2"))')
+    wait_for(lambda: a.eval1("return G.res.err") == 50, timeout=5 * slow(ctx),
+             what="every pending call fails")
+    res = a.eval1("return G.res")
+    check(res["ok"] == 0 and "cluster n2" in res["last"] and "sender exited" in res["last"], res)
+    check("Unknown session" not in a.text() and "unknown session" not in a.text(),
+          "no caller was answered twice")
