@@ -7,6 +7,7 @@
 
 #include "bson.h"
 #include "cluster_core.h"
+#include "cluster_link.h"
 #include "cluster_reply.h"
 #include "compat.h"
 #include "crypt.h"
@@ -360,6 +361,7 @@ static const luaL_Reg builtin_modules[] = {
     {"skynet.crypto", luaopen_skynet_crypto},
     {"cluster.core", luaopen_cluster_core},
     {"skynet.cluster.reply", luaopen_cluster_reply},
+    {"skynet.cluster.link", luaopen_cluster_link},
     {"skynet.sharetree", luaopen_skynet_sharetree},
     {"skynet.stm", luaopen_skynet_stm},
     {"sproto.core", luaopen_sproto_core},

@@ -2,8 +2,16 @@
 -- clustersender (one per remote node, found through clusterd and cached here forever: a reload
 -- reconfigures the same sender); arguments are serialised at call time. Every failure raises an
 -- error containing "call failed" plus the node, the address and the reason.
+-- skyjet's fast path: once the sender's link is up, a single request (or push) is framed and
+-- written on this service's worker (skynet.cluster.link) and its reply comes straight from the
+-- reactor, as if the sender had answered; large, traced or early messages go through the sender.
+-- Order per node is kept: after a message went through the sender, this service's messages to
+-- that node keep going through it until a call through it came back with nothing sent through it
+-- since (sends get a barrier call for that).
 local skynet = require "skynet"
 local wire = require "skynet.cluster.wire"
+local linklib = require "skynet.cluster.link"
+local settings = require "skynet.cluster.settings"
 
 local cluster = {}
 local clusterd
@@ -15,6 +23,47 @@ end
 
 local senders = {} -- node -> sender handle
 local pending_sends = {} -- node -> queue of pushes waiting for the sender lookup
+local via_sender = {} -- node -> messages sent through the sender since its last barrier
+local barrier_running = {} -- node -> true while a barrier call is out
+
+local function sent_via_sender(node)
+	via_sender[node] = (via_sender[node] or 0) + 1
+	return via_sender[node]
+end
+
+-- after a call through the sender came back: nothing sent through it since means all is written
+local function passed(node, seq)
+	if via_sender[node] == seq then
+		via_sender[node] = nil
+	end
+end
+
+-- Sends went through the sender: a call behind them tells when they are written.
+local function barrier(node, s)
+	if barrier_running[node] then
+		return
+	end
+	barrier_running[node] = true
+	skynet.fork(function()
+		while via_sender[node] do
+			local seq = via_sender[node]
+			if not pcall(skynet.call, s, "lua", "barrier") then
+				break
+			end
+			passed(node, seq)
+		end
+		barrier_running[node] = nil
+	end)
+end
+
+-- _call_via's writer: the request goes out on this worker, or nothing is sent (false)
+local function fast_write(session, s, address, msg, sz, ms)
+	local ok, arm = linklib.call(s, session, skynet.self(), address, msg, sz, ms)
+	if arm then
+		skynet.send(s, "lua", "sweep") -- the first deadline: the sender's sweeper starts
+	end
+	return ok
+end
 
 local function get_sender(node)
 	local s = senders[node]
@@ -40,6 +89,8 @@ local function push_queued(node, address, msg, sz)
 		pending_sends[node] = nil
 		for _, t in ipairs(q) do
 			if ok then
+				sent_via_sender(node)
+				barrier(node, s)
 				skynet.send(s, "lua", "push", t[1], t[2], t[3])
 			else
 				skynet.trash(t[2], t[3])
@@ -79,7 +130,20 @@ local function remote_call(node, address, ms, ...)
 		end
 		s = err
 	end
-	return skynet.unpack(skynet.rawcall(s, "lua", skynet.pack("req", address, msg, sz, ms)))
+	if not via_sender[node] and not skynet.tracetag() then
+		local sent, reply, rsz = skynet._call_via(s, fast_write, s, address, msg, sz,
+			ms or settings.call_timeout)
+		if sent then
+			return skynet.unpack(reply, rsz)
+		end
+	end
+	local seq = sent_via_sender(node)
+	local ok, reply, rsz = pcall(skynet.rawcall, s, "lua", skynet.pack("req", address, msg, sz, ms))
+	passed(node, seq)
+	if not ok then
+		error(reply, 0)
+	end
+	return skynet.unpack(reply, rsz)
 end
 
 function cluster.call(node, address, ...)
@@ -97,6 +161,11 @@ function cluster.send(node, address, ...)
 	local msg, sz = skynet.pack(...)
 	local s = senders[node]
 	if s and not pending_sends[node] then
+		if not via_sender[node] and linklib.push(s, address, msg, sz) then
+			return
+		end
+		sent_via_sender(node)
+		barrier(node, s)
 		skynet.send(s, "lua", "push", address, msg, sz)
 	else
 		push_queued(node, address, msg, sz)

@@ -120,6 +120,17 @@ return function(skynet, I)
 		return I.yield_call(addr, session)
 	end
 
+	-- skyjet: a call whose request write(session, ...) puts on its way by other means (the
+	-- cluster fast path writes it to the socket); the answer is awaited as from `addr`. Returns
+	-- false when write sent nothing, else true and the reply (msg, sz).
+	function skynet._call_via(addr, write, ...)
+		local session = I.new_session()
+		if not write(session, ...) then
+			return false
+		end
+		return true, I.yield_call(addr, session)
+	end
+
 	function skynet.uniqtask()
 		local stacks = {}
 		each_waiter(function(session, co)
