@@ -5,13 +5,10 @@
 -- skyjet's fast path: once the sender's link is up, a single request (or push) is framed and
 -- written on this service's worker (skynet.cluster.link) and its reply comes straight from the
 -- reactor, as if the sender had answered; large, traced or early messages go through the sender.
--- Order per node is kept: after a message went through the sender, this service's messages to
--- that node keep going through it until a call through it came back with nothing sent through it
--- since (sends get a barrier call for that).
+-- Order per node is kept (skynet.cluster.fastpath).
 local skynet = require "skynet"
 local wire = require "skynet.cluster.wire"
-local linklib = require "skynet.cluster.link"
-local settings = require "skynet.cluster.settings"
+local fastpath = require "skynet.cluster.fastpath"
 
 local cluster = {}
 local clusterd
@@ -23,46 +20,15 @@ end
 
 local senders = {} -- node -> sender handle
 local pending_sends = {} -- node -> queue of pushes waiting for the sender lookup
-local via_sender = {} -- node -> messages sent through the sender since its last barrier
-local barrier_running = {} -- node -> true while a barrier call is out
+local order = {} -- node -> the fast path's order state (skynet.cluster.fastpath)
 
-local function sent_via_sender(node)
-	via_sender[node] = (via_sender[node] or 0) + 1
-	return via_sender[node]
-end
-
--- after a call through the sender came back: nothing sent through it since means all is written
-local function passed(node, seq)
-	if via_sender[node] == seq then
-		via_sender[node] = nil
+local function order_of(node)
+	local o = order[node]
+	if not o then
+		o = fastpath.order()
+		order[node] = o
 	end
-end
-
--- Sends went through the sender: a call behind them tells when they are written.
-local function barrier(node, s)
-	if barrier_running[node] then
-		return
-	end
-	barrier_running[node] = true
-	skynet.fork(function()
-		while via_sender[node] do
-			local seq = via_sender[node]
-			if not pcall(skynet.call, s, "lua", "barrier") then
-				break
-			end
-			passed(node, seq)
-		end
-		barrier_running[node] = nil
-	end)
-end
-
--- _call_via's writer: the request goes out on this worker, or nothing is sent (false)
-local function fast_write(session, s, address, msg, sz, ms)
-	local ok, arm = linklib.call(s, session, skynet.self(), address, msg, sz, ms)
-	if arm then
-		skynet.send(s, "lua", "sweep") -- the first deadline: the sender's sweeper starts
-	end
-	return ok
+	return o
 end
 
 local function get_sender(node)
@@ -89,8 +55,8 @@ local function push_queued(node, address, msg, sz)
 		pending_sends[node] = nil
 		for _, t in ipairs(q) do
 			if ok then
-				sent_via_sender(node)
-				barrier(node, s)
+				fastpath.slow(order_of(node))
+				fastpath.barrier(order_of(node), s)
 				skynet.send(s, "lua", "push", t[1], t[2], t[3])
 			else
 				skynet.trash(t[2], t[3])
@@ -130,16 +96,16 @@ local function remote_call(node, address, ms, ...)
 		end
 		s = err
 	end
-	if not via_sender[node] and not skynet.tracetag() then
-		local sent, reply, rsz = skynet._call_via(s, fast_write, s, address, msg, sz,
-			ms or settings.call_timeout)
+	local o = order_of(node)
+	if fastpath.clear(o) and not skynet.tracetag() then
+		local sent, reply, rsz = fastpath.call(s, address, msg, sz, ms)
 		if sent then
 			return skynet.unpack(reply, rsz)
 		end
 	end
-	local seq = sent_via_sender(node)
+	local seq = fastpath.slow(o)
 	local ok, reply, rsz = pcall(skynet.rawcall, s, "lua", skynet.pack("req", address, msg, sz, ms))
-	passed(node, seq)
+	fastpath.passed(o, seq)
 	if not ok then
 		error(reply, 0)
 	end
@@ -161,11 +127,12 @@ function cluster.send(node, address, ...)
 	local msg, sz = skynet.pack(...)
 	local s = senders[node]
 	if s and not pending_sends[node] then
-		if not via_sender[node] and linklib.push(s, address, msg, sz) then
+		local o = order_of(node)
+		if fastpath.clear(o) and fastpath.push(s, address, msg, sz) then
 			return
 		end
-		sent_via_sender(node)
-		barrier(node, s)
+		fastpath.slow(o)
+		fastpath.barrier(o, s)
 		skynet.send(s, "lua", "push", address, msg, sz)
 	else
 		push_queued(node, address, msg, sz)

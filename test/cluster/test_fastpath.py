@@ -213,3 +213,24 @@ def test_sender_killed_with_calls_pending_answers_each_caller(ctx):
     check(res["ok"] == 0 and "cluster n2" in res["last"] and "sender exited" in res["last"], res)
     check("Unknown session" not in a.text() and "unknown session" not in a.text(),
           "no caller was answered twice")
+
+
+def test_proxy_calls_and_sends_take_the_fast_path(ctx):
+    a, b = pair(ctx)
+    r = a.eval("""
+        local p = cluster.proxy("n2", "@probe")
+        for i = 1, 5 do assert(skynet.call(p, "lua", "echo", i) == i) end -- the link comes up
+        local before = cluster.status().n2.fast_requests
+        for i = 1, 100 do assert(skynet.call(p, "lua", "echo", i, "y") == i) end
+        for i = 1, 100 do skynet.send(p, "lua", "record", i) end
+        local got = skynet.call(p, "lua", "records")
+        local s = cluster.status().n2
+        for i = 1, 100 do
+            if got[i] ~= i then return false, i end
+        end
+        local err = select(2, pcall(skynet.call, p, "lua", "fail", "pboom"))
+        return s.fast_requests - before, s.fast_pushes, #got, err, cluster.status().n2.pending
+    """)
+    check(r[0] >= 100 and r[1] >= 90 and r[2] == 100, r)
+    check("call failed" in r[3] and "cluster n2 @probe" in r[3] and "pboom" in r[3], r[3])
+    check(r[4] == 0, r)
