@@ -652,13 +652,16 @@ end
 
 -- start-up ---------------------------------------------------------------------------------------
 local init_funcs = {}
-local require_mod = require "skynet.require"
 
 function skynet.init(f)
 	assert(type(f) == "function")
 	if init_funcs then
 		init_funcs[#init_funcs + 1] = f
-	elseif not require_mod.init_hook(f) then
+		return
+	end
+	-- while a coroutine loads a module, skynet.require (loaded by then) runs f after its body
+	local require_mod = package.loaded["skynet.require"]
+	if not (require_mod and require_mod.init_hook(f)) then
 		f()
 	end
 end

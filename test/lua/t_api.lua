@@ -96,6 +96,33 @@ T.case("lazy_functions_work_as_the_first_call_of_a_fresh_service", function()
 	bye(s)
 end)
 
+-- required by the main chunk (the host's require): Lua 5.2+ arguments, the module's path
+local main_args = require "api_mod_args"
+
+T.case("require_passes_name_and_path_and_reports_what_was_tried", function()
+	T.eq(main_args[1], "api_mod_args")
+	T.ok(main_args[2]:find("test/lua/api_mod_args.lua", 1, true), main_args[2])
+	T.eq(require "api_mod_args", main_args, "loaded once")
+	local err = T.raises(require, "module 'api_no_such_mod' not found:", "api_no_such_mod")
+	T.ok(err:find("no file '", 1, true), err)
+end)
+
+T.case("require_from_coroutines_waits_for_a_module_that_yields_while_loading", function()
+	local got, left, me = {}, 2, coroutine.running()
+	for i = 1, 2 do
+		skynet.fork(function()
+			got[i] = require "api_mod_yield"
+			left = left - 1
+			if left == 0 then
+				skynet.wakeup(me)
+			end
+		end)
+	end
+	skynet.wait(me)
+	T.ok(got[1] and got[1] == got[2], "both coroutines get the one module")
+	T.raises(require, "circular dependency when require 'api_mod_loop'", "api_mod_loop")
+end)
+
 skynet.start(function()
 	T.run()
 end)
