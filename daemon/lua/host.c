@@ -13,6 +13,7 @@
 #include "log.h"
 #include "md5.h"
 #include "netpack.h"
+#include "salloc.h"
 #include "seri.h"
 #include "service.h"
 #include "sharetree.h"
@@ -247,6 +248,22 @@ static int searcher_lua(lua_State *L)
 
 /* ---- allocator ------------------------------------------------------------------------ */
 
+/* States allocate through salloc (no per-block header on their many small blocks); under
+ * AddressSanitizer through malloc, so that every Lua block is checked. */
+#if defined(__SANITIZE_ADDRESS__)
+static void *state_realloc(void *ptr, size_t osize, size_t nsize)
+{
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, nsize);
+}
+#else
+#define state_realloc salloc_realloc
+#endif
+
 static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct host *h = ud;
@@ -254,13 +271,13 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (ptr)
         mem -= osize;
     if (nsize == 0) {
-        free(ptr);
+        state_realloc(ptr, osize, 0);
         h->mem = mem;
         return NULL;
     }
     if (h->mem_limit && mem + nsize > h->mem_limit && nsize > (ptr ? osize : 0))
         return NULL;
-    void *p = realloc(ptr, nsize);
+    void *p = state_realloc(ptr, ptr ? osize : 0, nsize);
     if (!p)
         return NULL;
     h->mem = mem + nsize;
