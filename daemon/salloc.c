@@ -42,9 +42,12 @@ static struct {
     size_t used, mapped; /* pages out to classes; bytes mapped */
 } pool = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, 0, 0, NULL, 0, 0, 0};
 
+/* A thread's blocks of one class: a list of given-back blocks, and a run of blocks never used
+ * (the uncut rest of a page), handed out by address so that nothing is written into them first. */
 struct tcache {
     void *head;
-    uint32_t n;
+    uint32_t n; /* blocks in the list */
+    char *run, *run_end;
 };
 static _Thread_local struct tcache cache[NCLASS];
 static _Thread_local int cache_registered;
@@ -136,23 +139,47 @@ static void partial_remove(unsigned c, struct page *p)
         p->next->prev = p->prev;
 }
 
-static void *block_take(unsigned c)
+/* The class's first partial page, or a new one (NULL when out of memory). */
+static struct page *page_partial(unsigned c)
 {
     struct page *p = classes[c].partial;
     if (!p) {
         p = page_new((c + 1) * 8);
-        if (!p)
-            return NULL;
-        partial_add(c, p);
+        if (p)
+            partial_add(c, p);
     }
+    return p;
+}
+
+/* A given-back block of a partial page, or NULL when no partial page has one. */
+static void *block_take(unsigned c)
+{
+    struct page *p = classes[c].partial;
+    while (p && !p->free)
+        p = p->next;
+    if (!p)
+        return NULL;
     void *b = p->free;
-    if (b)
-        p->free = *(void **)b;
-    else
-        b = (char *)p + FIRST_BLOCK + (size_t)p->cut++ * p->size;
+    p->free = *(void **)b;
     if (++p->used == p->cap)
         partial_remove(c, p);
     return b;
+}
+
+/* The uncut rest of a page becomes this thread's run: returns its blocks (0: out of memory). */
+static uint32_t run_take(unsigned c, struct tcache *t)
+{
+    struct page *p = page_partial(c);
+    if (!p)
+        return 0;
+    uint32_t n = p->cap - p->cut;
+    t->run = (char *)p + FIRST_BLOCK + (size_t)p->cut * p->size;
+    t->run_end = t->run + (size_t)n * p->size;
+    p->cut = p->cap;
+    p->used += n;
+    if (p->used == p->cap)
+        partial_remove(c, p);
+    return n;
 }
 
 static void block_give(unsigned c, void *b)
@@ -191,8 +218,10 @@ static uint32_t cache_refill(unsigned c)
         *(void **)b = t->head;
         t->head = b;
     }
-    pthread_mutex_unlock(&classes[c].lock);
     t->n += got;
+    if (!got) /* every partial page is cut to its end and handed out: a fresh run */
+        got = run_take(c, t);
+    pthread_mutex_unlock(&classes[c].lock);
     return got;
 }
 
@@ -215,11 +244,18 @@ static void *small_alloc(size_t size)
 {
     unsigned c = (unsigned)((size - 1) >> 3);
     struct tcache *t = &cache[c];
-    if (!t->head && !cache_refill(c))
-        return NULL;
     void *b = t->head;
-    t->head = *(void **)b;
-    t->n--;
+    if (b) {
+        t->head = *(void **)b;
+        t->n--;
+        return b;
+    }
+    if (t->run == t->run_end && !cache_refill(c))
+        return NULL;
+    if (t->head) /* refilled from given-back blocks */
+        return small_alloc(size);
+    b = t->run;
+    t->run += (c + 1) * 8;
     return b;
 }
 
@@ -267,9 +303,17 @@ void *salloc_realloc(void *ptr, size_t osize, size_t nsize)
 
 void salloc_thread_flush(void)
 {
-    for (unsigned c = 0; c < NCLASS; c++)
-        if (cache[c].n)
-            cache_drain(c, cache[c].n);
+    for (unsigned c = 0; c < NCLASS; c++) {
+        struct tcache *t = &cache[c];
+        if (t->n)
+            cache_drain(c, t->n);
+        if (t->run != t->run_end) {
+            pthread_mutex_lock(&classes[c].lock);
+            for (; t->run != t->run_end; t->run += (c + 1) * 8)
+                block_give(c, t->run);
+            pthread_mutex_unlock(&classes[c].lock);
+        }
+    }
 }
 
 static int page_order(const void *a, const void *b)
