@@ -498,7 +498,8 @@ static lua_CFunction lazy_lib_opener(const char *name)
 }
 
 /* _G's __index: a global named like a lazy library opens it (through require, so package.loaded
- * stays right) and returns it; any other missing global is nil as usual. */
+ * stays right, but the host's: skynet.require is not loaded for it) and returns it; any other
+ * missing global is nil as usual. */
 static int lazy_global(lua_State *L)
 {
     if (!lua_rawequal(L, 1, LUA_GLOBALSINDEX)) /* the string library shares it (compat.h) */
@@ -506,7 +507,7 @@ static int lazy_global(lua_State *L)
     const char *name = lua_tostring(L, 2);
     if (!name || !lazy_lib_opener(name))
         return 0;
-    lua_getglobal(L, "require");
+    lua_pushcfunction(L, host_require); /* opening a library never yields */
     lua_pushstring(L, name);
     lua_call(L, 1, 1);
     if (strcmp(name, LUA_FFILIBNAME) == 0) /* ffi is not a global by default */

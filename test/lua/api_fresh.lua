@@ -20,6 +20,12 @@ local cmds = {}
 -- the lazy parts loaded so far
 cmds.loaded = loaded
 
+-- a standard library opened on first use from a coroutine (this handler's), and whether that
+-- loaded the coroutine require (skynet.require) with it
+function cmds.lib()
+	return io.type(io.stdout), os.time() > 0, package.loaded["skynet.require"] ~= nil
+end
+
 -- type(skynet[name]) for each name, then the lazy parts loaded
 function cmds.types(...)
 	local t = {}

@@ -32,6 +32,15 @@ T.case("an_idle_service_loads_no_lazy_part", function()
 	bye(s)
 end)
 
+T.case("a_library_opened_on_first_use_needs_no_coroutine_require", function()
+	local s = fresh()
+	local file, time, coroutine_require = skynet.call(s, "lua", "lib")
+	T.eq(file, "file")
+	T.eq(time, true)
+	T.eq(coroutine_require, false)
+	bye(s)
+end)
+
 T.case("every_api_function_is_reachable_from_a_fresh_service", function()
 	for _, name in ipairs(API) do
 		local s = fresh()
