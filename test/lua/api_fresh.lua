@@ -26,6 +26,13 @@ function cmds.lib()
 	return io.type(io.stdout), os.time() > 0, package.loaded["skynet.require"] ~= nil
 end
 
+-- math opened on first use: whether that loaded ffi, then math.maxinteger's type (it does)
+function cmds.math()
+	local floor = math.floor(2.5)
+	local ffi_loaded = package.loaded.ffi ~= nil
+	return floor, ffi_loaded, type(math.maxinteger), math.mininteger == -2 ^ 63
+end
+
 -- type(skynet[name]) for each name, then the lazy parts loaded
 function cmds.types(...)
 	local t = {}

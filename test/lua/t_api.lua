@@ -41,6 +41,16 @@ T.case("a_library_opened_on_first_use_needs_no_coroutine_require", function()
 	bye(s)
 end)
 
+T.case("math_loads_ffi_only_for_maxinteger", function()
+	local s = fresh()
+	local floor, ffi_loaded, maxtype, minok = skynet.call(s, "lua", "math")
+	T.eq(floor, 2)
+	T.eq(ffi_loaded, false)
+	T.eq(maxtype, "cdata")
+	T.eq(minok, true)
+	bye(s)
+end)
+
 T.case("every_api_function_is_reachable_from_a_fresh_service", function()
 	for _, name in ipairs(API) do
 		local s = fresh()
