@@ -780,7 +780,7 @@ local function interface()
 		return old
 	end
 
-	return require "skynet.internal"(S)
+	return c.require "skynet.internal"(S)
 end
 
 -- The lazy parts, each a module returning function(skynet, I) that defines the names listed
@@ -789,9 +789,13 @@ end
 local parts = {
 	{
 		"skynet.extra",
-		" response rawcall rawsend redirect genid context ignoreret tracecall yield newservice"
-			.. " uniqueservice queryservice kill abort localname harbor setenv memlimit starttime"
-			.. " time log term _forward_responses ",
+		" response rawcall rawsend redirect genid context ignoreret tracecall yield term"
+			.. " _forward_responses ",
+	},
+	{
+		"skynet.runtime",
+		" newservice uniqueservice queryservice kill abort localname harbor setenv memlimit"
+			.. " starttime time log ",
 	},
 	{
 		"skynet.inspect",
@@ -808,7 +812,7 @@ local function load_part(t, i)
 	if part then
 		parts[i] = false
 		I = I or interface()
-		require(part[1])(t, I)
+		c.require(part[1])(t, I) -- loading a part never yields: the host's require
 	end
 end
 

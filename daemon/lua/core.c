@@ -655,6 +655,7 @@ static const luaL_Reg core_eager[] = {
 };
 
 static const luaL_Reg core_lazy[] = {
+    {"require", host_require},
     {"redirect", l_redirect},
     {"genid", l_genid},
     {"starttime", l_starttime},

@@ -368,7 +368,7 @@ void host_set_dispatcher(lua_State *L, int index, int forward)
  * the first searcher of package.loaders that finds the module, run as loader(name, extra) as Lua
  * 5.2+ and Skynet call it; the result (true when nil) goes to package.loaded[name]. In C so that
  * an idle service holds no Lua code for it. */
-static int host_require(lua_State *L)
+int host_require(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     lua_settop(L, 1);

@@ -1,17 +1,15 @@
--- skynet/extra: the less used messaging and service part of the skynet API (response, rawcall,
--- redirect, unique services, kill/abort, names, time, ...). skynet.lua loads it on the first
+-- skynet/extra: the less used messaging part of the skynet API (response, rawcall, rawsend,
+-- redirect, context, ignoreret, tracecall, term, yield). skynet.lua loads it on the first
 -- access to one of these names (the list in skynet.lua's `parts`); it reaches the session state
 -- only through the functions skynet.lua and skynet/internal.lua hand it in `I`.
 local c = require "skynet.core"
 
-local format = string.format
 local c_send, c_redirect = c.send, c.redirect
 
 return function(skynet, I)
 	local proto = skynet.proto
 	local PTYPE_TRACE, PTYPE_RESPONSE, PTYPE_ERROR = skynet.PTYPE_TRACE, skynet.PTYPE_RESPONSE,
 		skynet.PTYPE_ERROR
-	local starttime = c.starttime()
 
 	local function running()
 		return (I.now())
@@ -74,35 +72,6 @@ return function(skynet, I)
 		I.callee_gone(service)
 	end
 
-	function skynet.harbor(addr)
-		return (addr - addr % 0x1000000) / 0x1000000, false
-	end
-
-	function skynet.setenv(key, value)
-		if c.getenv(key) ~= nil then
-			error("Can't setenv exist key : " .. key)
-		end
-		c.setenv(key, "" .. value)
-	end
-
-	function skynet.memlimit(bytes)
-		c.memlimit(bytes)
-	end
-
-	function skynet.queryservice(global, ...)
-		if global == true then
-			return assert(skynet.call(".service", "lua", "GQUERY", ...))
-		end
-		return assert(skynet.call(".service", "lua", "QUERY", global, ...))
-	end
-
-	function skynet.uniqueservice(global, ...)
-		if global == true then
-			return assert(skynet.call(".service", "lua", "GLAUNCH", ...))
-		end
-		return assert(skynet.call(".service", "lua", "LAUNCH", global, ...))
-	end
-
 	function skynet.tracecall(tag, addr, typename, msg, sz)
 		c_send(addr, PTYPE_TRACE, 0, tag)
 		local p = proto[typename]
@@ -136,44 +105,8 @@ return function(skynet, I)
 		I.request(running(), true)
 	end
 
-	function skynet.log(level, ...)
-		c.log(level, I.to_text(...))
-	end
-
-	function skynet.kill(addr)
-		if type(addr) == "number" or (type(addr) == "string" and addr:sub(1, 1) == ":") then
-			local h = type(addr) == "number" and addr or tonumber(addr:sub(2), 16)
-			skynet.send(".launcher", "lua", "REMOVE", h, true)
-		end
-		if c.kill(addr) then
-			c.error("KILL " .. (type(addr) == "number" and format(":%x", addr) or addr))
-		end
-	end
-
-	function skynet.abort()
-		c.abort()
-	end
-
-	function skynet.localname(name)
-		if type(name) == "string" and name:sub(1, 1) == "." then
-			return c.query(name)
-		end
-	end
-
-	function skynet.starttime()
-		return starttime
-	end
-
-	function skynet.time()
-		return c.now() / 100 + starttime
-	end
-
 	function skynet.yield()
 		return skynet.sleep(0)
-	end
-
-	function skynet.newservice(name, ...)
-		return skynet.call(".launcher", "lua", "LAUNCH", "snlua", name, ...)
 	end
 
 	-- Under skynet.forward_type with RESPONSE forwarded (skynet.manager), the runtime does not

@@ -1,5 +1,5 @@
 -- skynet/internal: the functions through which the lazily loaded parts of the skynet API
--- (skynet/extra.lua, skynet/inspect.lua, skynet/select.lua) reach skynet.lua's session state.
+-- (skynet/extra.lua, skynet/runtime.lua, skynet/inspect.lua, skynet/select.lua) reach skynet.lua's session state.
 -- skynet.lua hands over its state tables and a few accessors in `S` on the first access to a
 -- lazy name; an idle service never loads this file.
 local pairs, type = pairs, type

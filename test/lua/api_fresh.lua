@@ -3,7 +3,8 @@
 -- the test sees each part load on first use from a service that has touched nothing yet.
 local skynet = require "skynet"
 
-local PARTS = { "skynet.extra", "skynet.inspect", "skynet.select", "skynet.internal" }
+local PARTS = { "skynet.extra", "skynet.runtime", "skynet.inspect", "skynet.select", "skynet.internal",
+	"skynet.require" }
 
 local function loaded()
 	local t = {}
