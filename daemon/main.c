@@ -15,6 +15,7 @@
 #include "mq.h"
 #include "preflight.h"
 #include "reactor.h"
+#include "salloc.h"
 #include "scheduler.h"
 #include "service.h"
 #include "socketdriver.h"
@@ -153,6 +154,7 @@ static void housekeeping(void)
         trimmed_at = released;
         since_trim_ms = 0;
         malloc_trim(0);
+        salloc_trim();
     }
 }
 

@@ -5,10 +5,12 @@
  * itself when nothing of it is queued or in flight and the reactor has run since its last direct
  * write (so a burst is still coalesced by the reactor), under the socket's wlock (which the
  * reactor takes to close the fd; the write never blocks); what does not go out at once is queued
- * behind, still under wlock, so order holds. Bytes given to reactor_send are the reactor's until
- * written or dropped. Hostile peers: EOF half-closes (writes go on until the owner closes), unsent
- * output is capped, listeners have caps and the last fds are kept from the one flooding, refusals
- * are logged once a second. */
+ * behind, still under wlock, so order holds. Read filters: a worker may install one on an open
+ * socket (under wlock); the reactor runs it on every read before the owner hears of it (the
+ * cluster fast path answers replies there) and releases it in sock_detach, before the id can be
+ * reused. Bytes given to reactor_send are the reactor's until written or dropped. Hostile peers:
+ * EOF half-closes (writes go on until the owner closes), unsent output is capped, listeners have
+ * caps and the last fds are kept from the one flooding, refusals are logged once a second. */
 #include "reactor.h"
 
 #include "log.h"
@@ -74,6 +76,13 @@ struct wqueue {
 
 struct resolve; /* one name lookup in flight */
 
+/* A read filter (reactor_set_filter): set by a worker under wlock, read and removed only by the
+ * reactor thread, which frees it. */
+struct sock_filter {
+    reactor_filter_fn fn;
+    void *ud;
+};
+
 struct sock {
     atomic_int state;
     int id, fd;
@@ -99,7 +108,8 @@ struct sock {
     pthread_mutex_t wlock;
     int inflight;
     char busy;
-    unsigned direct_turn; /* r->turn at this socket's last direct write */
+    unsigned direct_turn;                 /* r->turn at this socket's last direct write */
+    _Atomic(struct sock_filter *) filter; /* sees input before the owner; NULL = none */
     struct event *ev_read, *ev_write, *ev_retry;
     struct wqueue out[2]; /* [0] normal, [1] low priority */
     size_t pending;       /* bytes queued in out[] */
@@ -463,8 +473,13 @@ static void sock_detach(struct reactor *r, struct sock *s)
     close(s->fd);
     s->fd = -1;
     s->busy = 0;
+    struct sock_filter *f = atomic_exchange(&s->filter, NULL);
     pthread_mutex_unlock(&s->wlock);
     atomic_fetch_sub(&r->n_sockets, 1);
+    if (f) { /* before the id can be reused: the filter's owner stops writing to it here */
+        f->fn(f->ud, s->id, NULL, 0, NULL);
+        free(f);
+    }
 }
 
 /* Unlinks s from its listener's count, or (for a listener) its accepted sockets from it. */
@@ -876,6 +891,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             s->rsize *= 2;
         else if (s->rsize > READ_MIN && (size_t)n * 2 < s->rsize)
             s->rsize /= 2;
+        struct sock_filter *f = atomic_load_explicit(&s->filter, memory_order_acquire);
+        if (f) {
+            char *out = NULL;
+            n = (ssize_t)f->fn(f->ud, s->id, buf, (size_t)n, &out);
+            if (n == 0)
+                return;
+            buf = out;
+        }
         emit(r, s->owner, REACTOR_DATA, s->id, (int)n, buf, (int)n, NULL);
         return;
     }
@@ -1691,6 +1714,27 @@ static int send_queue(struct reactor *r, int type, int id, void *data, size_t si
     int rc = sock_push_locked(r, s, &c);
     pthread_mutex_unlock(&s->wlock);
     return sock_push_done(r, &c, rc);
+}
+
+int reactor_set_filter(struct reactor *r, int id, reactor_filter_fn fn, void *ud)
+{
+    if (id < 0 || id >= r->max || !fn)
+        return -1;
+    struct sock *s = &r->slots[id];
+    struct sock_filter *f = malloc(sizeof *f);
+    if (!f)
+        return -1;
+    *f = (struct sock_filter){fn, ud};
+    int rc = -1;
+    pthread_mutex_lock(&s->wlock); /* sock_detach takes the filter out under it */
+    if (s->fd >= 0 && !s->udp && atomic_load(&s->state) == S_OPEN && !atomic_load(&s->filter)) {
+        atomic_store_explicit(&s->filter, f, memory_order_release);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->wlock);
+    if (rc < 0)
+        free(f);
+    return rc;
 }
 
 int reactor_send(struct reactor *r, int id, void *data, size_t size)

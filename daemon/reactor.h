@@ -3,7 +3,8 @@
  * command queue plus an eventfd wake-up; no lock is held across a blocking call), except that
  * reactor_send writes a TCP socket directly from the caller's thread when nothing of that socket
  * is queued (Skynet's direct write; at most once per reactor turn, so bursts stay coalesced)
- * and queues only the rest. It answers with socket events
+ * and queues only the rest; a read filter (reactor_set_filter) may take input before the owner
+ * does (the cluster fast path). It answers with socket events
  * delivered through the deliver callback given at creation (main.c turns them into PTYPE_SOCKET
  * messages to the socket's owner service). Ownership: data handed to reactor_send belongs to
  * the reactor; the event's `data` buffer belongs to whoever receives the event. */
@@ -84,6 +85,15 @@ int reactor_pause(struct reactor *r, uint32_t owner, int id);
  * Returns 0, or -1 if the id is not an open socket (data is freed). */
 int reactor_send(struct reactor *r, int id, void *data, size_t size);
 int reactor_send_low(struct reactor *r, int id, void *data, size_t size);
+/* A read filter: fn(ud, id, data, size, &out) runs on the reactor thread for every read of the
+ * socket, before its owner hears of it. It takes `data` (malloc'd) and returns the number of
+ * bytes to deliver as REACTOR_DATA in *out (malloc'd; 0 = deliver nothing). When the socket is
+ * closed or freed (before its id can be reused) it is called once with data == NULL: the
+ * filter is gone and ud is the filter's to release. */
+typedef size_t (*reactor_filter_fn)(void *ud, int id, char *data, size_t size, char **out);
+/* Install fn on an open TCP socket that has none (any thread). Returns 0, or -1 (not open, a
+ * filter already set, out of memory): fn is then never called. */
+int reactor_set_filter(struct reactor *r, int id, reactor_filter_fn fn, void *ud);
 /* Flush pending output, then close; REACTOR_CLOSE follows. */
 int reactor_close(struct reactor *r, uint32_t owner, int id);
 /* Close at once, dropping unsent output; REACTOR_CLOSE follows. */

@@ -51,6 +51,17 @@ if LUA_PRELOAD then
 	LUA_PRELOAD = nil
 end
 
-_G.require = (require "skynet.require").require
+-- require from a coroutine is skynet.require's (a module body may yield: call, sleep), loaded on
+-- first such use; the main chunk's and a loaded module's need no Lua code (the host's require).
+local host_require, loaded, running = require, package.loaded, coroutine.running
+_G.require = function(name)
+	local m = loaded[name]
+	if m ~= nil then
+		return m
+	elseif running() == nil then
+		return host_require(name)
+	end
+	return host_require("skynet.require").require(name)
+end
 
 main(select(2, unpack(args)))

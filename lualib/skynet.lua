@@ -69,6 +69,9 @@ local wakeup_queue = {}
 local error_queue = {}
 local fork_queue = { h = 1, t = 0 }
 local trace_source = {} -- source -> trace tag sent ahead of its next request
+-- Under skynet.forward_type with RESPONSE forwarded, the runtime does not free replies (rawcall
+-- callers hand them on); skynet.call decodes its reply, so it frees it itself.
+local responses_forwarded = false
 local exited = false
 local dispatch_start = 0
 
@@ -236,10 +239,6 @@ function skynet.sleep(ti, token)
 	end
 end
 
-function skynet.yield()
-	return skynet.sleep(0)
-end
-
 function skynet.wait(token)
 	local session = new_session()
 	token = token or coroutine_running()
@@ -279,14 +278,6 @@ function skynet.timeout(ti, func)
 	end
 	waiting_co[session] = co
 	return co
-end
-
-function skynet.trace_timeout(on)
-	if on then
-		timeout_origin = timeout_origin or setmetatable({}, { __mode = "k" })
-	else
-		timeout_origin = nil
-	end
 end
 
 -- func itself when there is nothing to bind, else a closure that calls it with the arguments
@@ -331,12 +322,6 @@ local function send_trace(addr)
 	end
 end
 
--- Under skynet.forward_type with RESPONSE forwarded, the runtime does not free replies (rawcall
--- callers hand them on); skynet.call decodes its reply, so it frees it itself.
-local responses_forwarded = false
-function skynet._forward_responses(on)
-	responses_forwarded = on
-end
 
 local function free_then(msg, sz, ...)
 	c_trash(msg, sz)
@@ -420,18 +405,6 @@ end
 local function unknown_response(session, address, msg, sz)
 	c.error(format("Response message : %s", c_tostring(msg, sz) or ""))
 	error(format("Unknown session : %d from %x", session, address))
-end
-
-function skynet.dispatch_unknown_request(f)
-	local prev = unknown_request
-	unknown_request = f
-	return prev
-end
-
-function skynet.dispatch_unknown_response(f)
-	local prev = unknown_response
-	unknown_response = f
-	return prev
 end
 
 -- A callee went away (ERROR with session 0): fail our calls pending on it and drop the answers
@@ -584,9 +557,7 @@ skynet.hpc = c.hpc
 
 
 
-function skynet.getenv(key)
-	return c.getenv(key)
-end
+skynet.getenv = c.getenv
 
 
 -- serialisation, memory ------------------------------------------------------------------------
@@ -625,10 +596,6 @@ end
 
 
 
--- services -------------------------------------------------------------------------------------
-function skynet.newservice(name, ...)
-	return skynet.call(".launcher", "lua", "LAUNCH", "snlua", name, ...)
-end
 
 
 
@@ -685,13 +652,16 @@ end
 
 -- start-up ---------------------------------------------------------------------------------------
 local init_funcs = {}
-local require_mod = require "skynet.require"
 
 function skynet.init(f)
 	assert(type(f) == "function")
 	if init_funcs then
 		init_funcs[#init_funcs + 1] = f
-	elseif not require_mod.init_hook(f) then
+		return
+	end
+	-- while a coroutine loads a module, skynet.require (loaded by then) runs f after its body
+	local require_mod = package.loaded["skynet.require"]
+	if not (require_mod and require_mod.init_hook(f)) then
 		f()
 	end
 end
@@ -743,10 +713,10 @@ skynet.pcall = pcall
 
 -- The session state above has one owner: this file. The rarely used parts of the API load on
 -- first use (every service holds its own copy of the code it loads, so what an idle service
--- never calls is not loaded) and reach that state only through the functions of `I`, which
--- interface() builds on the first access to such a name (an idle service holds none of them).
+-- never calls is not loaded) and reach that state only through `I`: the state tables and the
+-- accessors below, completed by skynet/internal.lua on the first access to such a name.
 local function interface()
-	local I = {
+	local S = {
 		self = self_handle,
 		traceback = traceback,
 		to_text = to_text,
@@ -754,133 +724,113 @@ local function interface()
 		new_session = new_session,
 		yield_call = yield_call,
 		send_trace = send_trace,
+		gone = callee_gone,
+		dispatch_error_queue = dispatch_error_queue,
+		c_send = c_send,
+		canceltimer = c.canceltimer,
+		PTYPE_ERROR = PTYPE_ERROR,
+		waiting_co = waiting_co,
+		owed_session = owed_session,
+		owed_to = owed_to,
+		trace_tag_of = trace_tag_of,
+		open_responses = open_responses,
+		callee_of = callee_of,
+		sleep_session = sleep_session,
+		sleep_timer = sleep_timer,
+		fork_queue = fork_queue,
 	}
 
-	-- The requester a response closure owes an answer to (nil once answered or gone);
-	-- `address` records it, false forgets it.
-	function I.owed(response, address)
-		if address ~= nil then
-			open_responses[response] = address or nil
-		end
-		return open_responses[response]
-	end
-
 	-- the coroutine being run, the start coroutine (while it runs), when this message began
-	function I.now()
+	function S.now()
 		return running_thread, init_thread, dispatch_start
 	end
 
-	-- f(session, co) for each coroutine waiting on a session (call, sleep, wait, timeout), then
-	-- f(nil, co) for each fork not yet run, until f returns a value, which is returned
-	function I.each(f)
-		local r
-		for session, co in pairs(waiting_co) do
-			r = type(co) == "thread" and f(session, co)
-			if r then
-				return r
+	-- The value of one of the settings the lazy parts change; with `set`, replaced by v first.
+	-- Returns the value it had.
+	function S.var(name, set, v)
+		local old
+		if name == "timeout_origin" then
+			old = timeout_origin
+			if set then
+				timeout_origin = v
 			end
-		end
-		for i = fork_queue.h, fork_queue.t do
-			r = fork_queue[i] and f(nil, fork_queue[i])
-			if r then
-				return r
+		elseif name == "unknown_request" then
+			old = unknown_request
+			if set then
+				unknown_request = v
 			end
-		end
-	end
-
-	-- Cancel a coroutine (killthread): a fork not yet run leaves the queue; a waiting one has its
-	-- request, if any, answered with an ERROR, what it waits for abandoned (a late answer or
-	-- timer is dropped) and its sleep token released. Returns co, or nil if neither.
-	function I.cancel(co)
-		local t = fork_queue.t
-		for i = fork_queue.h, t do
-			if fork_queue[i] == co then
-				for j = i, t - 1 do
-					fork_queue[j] = fork_queue[j + 1]
-				end
-				fork_queue[t], fork_queue.t = nil, t - 1
-				return co
+		elseif name == "unknown_response" then
+			old = unknown_response
+			if set then
+				unknown_response = v
 			end
-		end
-		local session = I.each(function(s, thr)
-			return s and thr == co and s
-		end)
-		if not session then
-			return nil
-		end
-		local req, addr = owed_session[co], owed_to[co]
-		if req and req ~= 0 and addr then
-			c_send(addr, PTYPE_ERROR, req, "killed")
-		end
-		owed_session[co], owed_to[co] = nil, nil
-		trace_tag_of[co] = nil
-		callee_of[session] = nil
-		local timer, waits = sleep_timer[session], false
-		sleep_timer[session] = nil
-		for token, s in pairs(sleep_session) do
-			if s == session then
-				sleep_session[token] = nil
-				waits = timer == nil -- skynet.wait: no message will come
+		elseif name == "responses_forwarded" then
+			old = responses_forwarded
+			if set then
+				responses_forwarded = v
 			end
-		end
-		if waits or (timer and timer ~= 0 and c.canceltimer(timer)) then
-			waiting_co[session] = nil
+		elseif name == "coroutine_resume" then
+			old = coroutine_resume
+			if set then
+				coroutine_resume = v
+			end
 		else
-			waiting_co[session] = "BREAK"
+			error("no setting " .. tostring(name))
 		end
-		return co
+		return old
 	end
 
-	-- The request co must answer: session (0 = a send) and requester; `unbind` drops it unanswered.
-	function I.request(co, unbind)
-		local session, address = owed_session[co], owed_to[co]
-		if unbind then
-			owed_session[co] = nil
-		end
-		return session, address
-	end
-
-	-- co's trace tag; with `tag`, sets it first
-	function I.tag(co, tag)
-		if tag then
-			trace_tag_of[co] = tag
-		end
-		return trace_tag_of[co]
-	end
-
-	-- where a pending timeout coroutine was set (skynet.trace_timeout), or nil
-	function I.timeout_origin(co)
-		return timeout_origin and timeout_origin[co]
-	end
-
-	-- act as if `address` had said it is gone (skynet.term)
-	function I.callee_gone(address)
-		callee_gone(address)
-		dispatch_error_queue()
-	end
-
-	return I
+	return c.require "skynet.internal"(S)
 end
 
--- skynet.profile: wrap(resume) returns the function used from now on to resume coroutines.
-function skynet._wrap_resume(wrap)
-	coroutine_resume = wrap(coroutine_resume)
-end
-
--- name -> module: functions with a module of their own; every other name loads skynet/extra.lua.
-local lazy = { request = "skynet.select" }
+-- The lazy parts, each a module returning function(skynet, I) that defines the names listed
+-- (one string each: a table of names would cost every service a hash slot per name). A name
+-- that no part lists loads every part not loaded yet, then is looked up.
+local parts = {
+	{
+		"skynet.extra",
+		" response rawcall rawsend redirect genid context ignoreret tracecall yield term"
+			.. " _forward_responses ",
+	},
+	{
+		"skynet.runtime",
+		" newservice uniqueservice queryservice kill abort localname harbor setenv memlimit"
+			.. " starttime time log ",
+	},
+	{
+		"skynet.inspect",
+		" killthread task uniqtask trace tracetag tracelog traceproto trace_timeout stat mqlen"
+			.. " endless info_func coroutine_running dispatch_unknown_request"
+			.. " dispatch_unknown_response _wrap_resume ",
+	},
+	{ "skynet.select", " request " },
+}
 
 local I
+local function load_part(t, i)
+	local part = parts[i]
+	if part then
+		parts[i] = false
+		I = I or interface()
+		c.require(part[1])(t, I) -- loading a part never yields: the host's require
+	end
+end
+
 setmetatable(skynet, {
 	__index = function(t, k)
-		I = I or interface()
-		local mod = lazy[k]
-		if mod then
-			lazy[k] = nil
-			require(mod)(t, I)
-		elseif not I.extra then
-			I.extra = true
-			require "skynet.extra"(t, I)
+		local key = " " .. tostring(k) .. " "
+		for i = 1, #parts do
+			local part = parts[i]
+			if part and string.find(part[2], key, 1, true) then
+				load_part(t, i)
+				return rawget(t, k)
+			end
+		end
+		for i = 1, #parts do
+			if rawget(t, k) ~= nil then
+				break
+			end
+			load_part(t, i)
 		end
 		return rawget(t, k)
 	end,

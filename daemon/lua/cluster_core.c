@@ -16,11 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CLUSTER_MAX_SESSION 0x7fffffff /* sessions are 1 .. 2^31-1 (B.4) */
-#define CLUSTER_MAX_PAYLOAD 0x7fffffff /* Skynet keeps sizes in C ints (A.8) */
-#define CLUSTER_MAX_NAME 255
-/* The largest body we build: a named single request, 1 + 1 + 255 + 4 + 32767 bytes (B.10). */
-#define CLUSTER_MAX_BODY (1 + 1 + CLUSTER_MAX_NAME + 4 + CLUSTER_CHUNK - 1)
 #define CLUSTER_MAX_HEAD (1 + 1 + CLUSTER_MAX_NAME + 4 + 4)
 
 static atomic_size_t max_message = CLUSTER_DEFAULT_MAX;
@@ -279,6 +274,22 @@ static size_t put_request_head(uint8_t *h, uint8_t kind, const struct address *a
     }
     put_u32(h + n, session);
     return n + 4;
+}
+
+size_t cluster_core_frame_single(uint8_t *out, uint32_t id, const char *name, size_t namelen,
+                                 uint32_t session, const uint8_t *msg, size_t n)
+{
+    struct address a = {id, name, namelen};
+    size_t h, body;
+    if (n >= CLUSTER_CHUNK || (name && (namelen < 1 || namelen > CLUSTER_MAX_NAME)))
+        return 0;
+    h = put_request_head(out + 2, 0x00, &a, session);
+    body = h + n;
+    out[0] = (uint8_t)(body >> 8);
+    out[1] = (uint8_t)(body & 0xff);
+    if (n > 0)
+        memcpy(out + 2 + h, msg, n);
+    return 2 + body;
 }
 
 /* (addr, session, msg [, sz]) -> frame, next_session, padding|nil  (B.2-B.4) */

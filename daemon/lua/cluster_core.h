@@ -29,6 +29,19 @@ int cluster_core_response(uint32_t session, int ok, const void *msg, size_t n,
  * NULL when out of memory. */
 void *cluster_core_frame(const uint8_t *head, size_t hlen, const uint8_t *chunk, size_t clen,
                          size_t *size);
+#define CLUSTER_MAX_SESSION 0x7fffffff /* sessions are 1 .. 2^31-1 (B.4) */
+#define CLUSTER_MAX_PAYLOAD 0x7fffffff /* Skynet keeps sizes in C ints (A.8) */
+#define CLUSTER_MAX_NAME 255
+/* The largest body we build: a named single request, 1 + 1 + 255 + 4 + 32767 bytes (B.10). */
+#define CLUSTER_MAX_BODY (1 + 1 + CLUSTER_MAX_NAME + 4 + CLUSTER_CHUNK - 1)
+#define CLUSTER_FRAME_SINGLE_MAX (2 + CLUSTER_MAX_BODY)
+
+/* Write the frame of a single request (B.2; session 0 = a single push) for address `id`, or
+ * `name` (1..255 bytes) when name != NULL, into out (CLUSTER_FRAME_SINGLE_MAX bytes suffice).
+ * Returns its length, or 0 when msg needs splitting (n >= CLUSTER_CHUNK) or the name is bad.
+ * The same bytes packrequest/packpush make; any thread. */
+size_t cluster_core_frame_single(uint8_t *out, uint32_t id, const char *name, size_t namelen,
+                                 uint32_t session, const uint8_t *msg, size_t n);
 
 /* A single request body (B.2: kind 00 or 80, address, session, payload), pointing into it. */
 struct cluster_core_single {

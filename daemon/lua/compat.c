@@ -413,6 +413,22 @@ static int l_math_ult(lua_State *L)
     return 1;
 }
 
+/* math's __index: maxinteger and mininteger, made on first access. maxinteger is an int64
+ * cdata (seri.h), which loads the ffi library: a service that only calls math.floor or
+ * math.random does not pay for it (~15 KiB per service). */
+static int math_lazy_field(lua_State *L)
+{
+    const char *key = lua_tostring(L, 2);
+    int max = key && strcmp(key, "maxinteger") == 0;
+    if (!max && !(key && strcmp(key, "mininteger") == 0))
+        return 0;
+    seri_push_integer(L, max ? INT64_MAX : INT64_MIN);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
+}
+
 int compat_open_math(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -424,10 +440,10 @@ int compat_open_math(lua_State *L)
     lua_pushcfunction(L, luaopen_math);
     lua_call(L, 0, 1);
     luaL_register(L, NULL, funcs);
-    seri_push_integer(L, INT64_MAX);
-    lua_setfield(L, -2, "maxinteger");
-    seri_push_integer(L, INT64_MIN);
-    lua_setfield(L, -2, "mininteger");
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, math_lazy_field);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     return 1;
 }
 

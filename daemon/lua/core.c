@@ -629,58 +629,87 @@ static int l_reloaded(lua_State *L)
     return 0;
 }
 
+/* Every service requires skynet.core, so its table holds only the functions skynet.lua and
+ * loader.lua use in every service; the others are looked up here on first access (one C closure
+ * and one table slot each: ~100 bytes per function per state, 3 KiB for all of them). */
+static const luaL_Reg core_eager[] = {
+    {"send", l_send},
+    {"callback", l_callback},
+    {"self", l_self},
+    {"timeout", l_timeout},
+    {"canceltimer", l_canceltimer},
+    {"now", l_now},
+    {"hpc", l_hpc},
+    {"exit", l_exit},
+    {"getenv", l_getenv},
+    {"error", l_error},
+    {"log", l_log},
+    {"tostring", l_tostring},
+    {"trash", l_trash},
+    {"pack", seri_pack},
+    {"packstring", seri_packstring},
+    {"unpack", seri_unpack},
+    {"loadfile", l_loadfile},
+    {"onrelease", l_onrelease},
+    {NULL, NULL},
+};
+
+static const luaL_Reg core_lazy[] = {
+    {"require", host_require},
+    {"redirect", l_redirect},
+    {"genid", l_genid},
+    {"starttime", l_starttime},
+    {"launch", l_launch},
+    {"kill", l_kill},
+    {"name", l_name},
+    {"query", l_query},
+    {"abort", l_abort},
+    {"setenv", l_setenv},
+    {"loglevel", l_loglevel},
+    {"mqlen", l_mqlen},
+    {"stat", l_stat},
+    {"memory", l_memory},
+    {"memlimit", l_memlimit},
+    {"signal", l_signal},
+    {"list", l_list},
+    {"localname", l_localname},
+    {"monitor", l_monitor},
+    {"count", l_count},
+    {"checkpayload", l_checkpayload},
+    {"stats", l_stats},
+    {"hold", l_hold},
+    {"stopping", l_stopping},
+    {"internal", l_internal},
+    {"isinternal", l_isinternal},
+    {"serviceinfo", l_serviceinfo},
+    {"startup", l_startup},
+    {"reloaded", l_reloaded},
+    {NULL, NULL},
+};
+
+/* core's __index: a function of core_lazy, created and cached in the table on first access */
+static int core_index(lua_State *L)
+{
+    const char *name = lua_tostring(L, 2);
+    for (const luaL_Reg *f = core_lazy; name && f->name; f++) {
+        if (strcmp(f->name, name) == 0) {
+            lua_pushcfunction(L, f->func);
+            lua_pushvalue(L, 2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int luaopen_skynet_core(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {
-        {"send", l_send},
-        {"redirect", l_redirect},
-        {"genid", l_genid},
-        {"callback", l_callback},
-        {"self", l_self},
-        {"timeout", l_timeout},
-        {"canceltimer", l_canceltimer},
-        {"now", l_now},
-        {"hpc", l_hpc},
-        {"starttime", l_starttime},
-        {"launch", l_launch},
-        {"kill", l_kill},
-        {"name", l_name},
-        {"query", l_query},
-        {"exit", l_exit},
-        {"abort", l_abort},
-        {"getenv", l_getenv},
-        {"setenv", l_setenv},
-        {"error", l_error},
-        {"log", l_log},
-        {"loglevel", l_loglevel},
-        {"tostring", l_tostring},
-        {"trash", l_trash},
-        {"pack", seri_pack},
-        {"packstring", seri_packstring},
-        {"unpack", seri_unpack},
-        {"mqlen", l_mqlen},
-        {"stat", l_stat},
-        {"memory", l_memory},
-        {"memlimit", l_memlimit},
-        {"signal", l_signal},
-        {"list", l_list},
-        {"localname", l_localname},
-        {"monitor", l_monitor},
-        {"count", l_count},
-        {"loadfile", l_loadfile},
-        {"checkpayload", l_checkpayload},
-        {"stats", l_stats},
-        {"onrelease", l_onrelease},
-        {"hold", l_hold},
-        {"stopping", l_stopping},
-        {"internal", l_internal},
-        {"isinternal", l_isinternal},
-        {"serviceinfo", l_serviceinfo},
-        {"startup", l_startup},
-        {"reloaded", l_reloaded},
-        {NULL, NULL},
-    };
     lua_newtable(L);
-    luaL_register(L, NULL, funcs);
+    luaL_register(L, NULL, core_eager);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, core_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     return 1;
 }

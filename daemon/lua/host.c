@@ -7,6 +7,7 @@
 
 #include "bson.h"
 #include "cluster_core.h"
+#include "cluster_link.h"
 #include "cluster_reply.h"
 #include "compat.h"
 #include "crypt.h"
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "md5.h"
 #include "netpack.h"
+#include "salloc.h"
 #include "seri.h"
 #include "service.h"
 #include "sharetree.h"
@@ -248,6 +250,22 @@ static int searcher_lua(lua_State *L)
 
 /* ---- allocator ------------------------------------------------------------------------ */
 
+/* States allocate through salloc (no per-block header on their many small blocks); under
+ * AddressSanitizer through malloc, so that every Lua block is checked. */
+#if defined(__SANITIZE_ADDRESS__)
+static void *state_realloc(void *ptr, size_t osize, size_t nsize)
+{
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, nsize);
+}
+#else
+#define state_realloc salloc_realloc
+#endif
+
 static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct host *h = ud;
@@ -255,13 +273,13 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (ptr)
         mem -= osize;
     if (nsize == 0) {
-        free(ptr);
+        state_realloc(ptr, osize, 0);
         h->mem = mem;
         return NULL;
     }
     if (h->mem_limit && mem + nsize > h->mem_limit && nsize > (ptr ? osize : 0))
         return NULL;
-    void *p = realloc(ptr, nsize);
+    void *p = state_realloc(ptr, ptr ? osize : 0, nsize);
     if (!p)
         return NULL;
     h->mem = mem + nsize;
@@ -347,6 +365,53 @@ void host_set_dispatcher(lua_State *L, int index, int forward)
 
 /* ---- launch --------------------------------------------------------------------------- */
 
+/* The global require of a state until loader.lua wraps it (the wrapper hands a coroutine's
+ * require to skynet.require, which lets a module body yield): package.loaded[name] when set, else
+ * the first searcher of package.loaders that finds the module, run as loader(name, extra) as Lua
+ * 5.2+ and Skynet call it; the result (true when nil) goes to package.loaded[name]. In C so that
+ * an idle service holds no Lua code for it. */
+int host_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED"); /* 2: package.loaded */
+    lua_getfield(L, 2, name);
+    if (!lua_isnil(L, -1))
+        return 1;
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaders"); /* 5 */
+    if (!lua_istable(L, 5))
+        return luaL_error(L, "package.loaders must be a table");
+    lua_pushliteral(L, ""); /* 6: what the searchers said */
+    for (int i = 1;; i++) {
+        lua_rawgeti(L, 5, i);
+        if (lua_isnil(L, -1))
+            return luaL_error(L, "module '%s' not found:%s", name, lua_tostring(L, 6));
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 2); /* 7, 8: loader, extra */
+        if (lua_isfunction(L, 7)) {
+            lua_pushvalue(L, 1);
+            lua_insert(L, 8);
+            lua_call(L, 2, 1);
+            if (!lua_isnil(L, -1))
+                lua_setfield(L, 2, name);
+            lua_getfield(L, 2, name);
+            if (lua_isnil(L, -1)) {
+                lua_pushboolean(L, 1);
+                lua_setfield(L, 2, name);
+                lua_pushboolean(L, 1);
+            }
+            return 1;
+        }
+        if (lua_type(L, 7) == LUA_TSTRING) {
+            lua_pop(L, 1);
+            lua_concat(L, 2);
+        } else {
+            lua_pop(L, 2);
+        }
+    }
+}
+
 /* C modules linked into the binary (add new ones here, not with preload()): package.loaders[1]
  * looks them up here after package.preload, so they cost an idle service nothing (an entry each
  * in every state's package.preload costs a closure, a string and a hash slot per state: the 12
@@ -360,6 +425,7 @@ static const luaL_Reg builtin_modules[] = {
     {"skynet.crypto", luaopen_skynet_crypto},
     {"cluster.core", luaopen_cluster_core},
     {"skynet.cluster.reply", luaopen_cluster_reply},
+    {"skynet.cluster.link", luaopen_cluster_link},
     {"skynet.sharetree", luaopen_skynet_sharetree},
     {"skynet.stm", luaopen_skynet_stm},
     {"sproto.core", luaopen_sproto_core},
@@ -372,7 +438,10 @@ static const luaL_Reg builtin_modules[] = {
     {NULL, NULL},
 };
 
-/* package.loaders[1] replacement: package.preload[name], then builtin_modules. */
+static lua_CFunction lazy_lib_opener(const char *name);
+
+/* package.loaders[1] replacement: package.preload[name], then builtin_modules, then the
+ * standard libraries opened on first use (lazy_libs). */
 static int searcher_preload(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
@@ -391,18 +460,13 @@ static int searcher_preload(lua_State *L)
             return 1;
         }
     }
+    lua_CFunction open = lazy_lib_opener(name);
+    if (open) {
+        lua_pushcfunction(L, open);
+        return 1;
+    }
     lua_pushfstring(L, "\n\tno field package.preload['%s']", name);
     return 1;
-}
-
-static int preload(lua_State *L, const char *name, lua_CFunction f)
-{
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, f);
-    lua_setfield(L, -2, name);
-    lua_pop(L, 2);
-    return 0;
 }
 
 /* Standard libraries a service rarely needs at once are opened on first use: each costs time and
@@ -429,26 +493,32 @@ static const struct {
 };
 #define JIT_AFTER 1000
 
+static lua_CFunction lazy_lib_opener(const char *name)
+{
+    for (size_t i = 0; i < sizeof lazy_libs / sizeof *lazy_libs; i++)
+        if (strcmp(name, lazy_libs[i].name) == 0)
+            return lazy_libs[i].open;
+    return NULL;
+}
+
 /* _G's __index: a global named like a lazy library opens it (through require, so package.loaded
- * stays right) and returns it; any other missing global is nil as usual. */
+ * stays right, but the host's: skynet.require is not loaded for it) and returns it; any other
+ * missing global is nil as usual. */
 static int lazy_global(lua_State *L)
 {
     if (!lua_rawequal(L, 1, LUA_GLOBALSINDEX)) /* the string library shares it (compat.h) */
         return compat_lazy_field(L);
     const char *name = lua_tostring(L, 2);
-    for (size_t i = 0; name && i < sizeof lazy_libs / sizeof *lazy_libs; i++) {
-        if (strcmp(name, lazy_libs[i].name) == 0) {
-            lua_getglobal(L, "require");
-            lua_pushstring(L, name);
-            lua_call(L, 1, 1);
-            if (strcmp(name, LUA_FFILIBNAME) == 0) /* ffi is not a global by default */
-                return 1;
-            lua_pushvalue(L, 2);
-            lua_rawget(L, 1);
-            return 1;
-        }
-    }
-    return 0;
+    if (!name || !lazy_lib_opener(name))
+        return 0;
+    lua_pushcfunction(L, host_require); /* opening a library never yields */
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    if (strcmp(name, LUA_FFILIBNAME) == 0) /* ffi is not a global by default */
+        return 1;
+    lua_pushvalue(L, 2);
+    lua_rawget(L, 1);
+    return 1;
 }
 
 /* print(...): Lua's print, written to the log (INFO, from this service) instead of stdout, so
@@ -486,9 +556,8 @@ static void open_libs(lua_State *L)
         lua_pushstring(L, lib->name);
         lua_call(L, 1, 0);
     }
-    for (size_t i = 0; i < sizeof lazy_libs / sizeof *lazy_libs; i++)
-        preload(L, lazy_libs[i].name, lazy_libs[i].open);
     lua_register(L, "print", l_print);
+    lua_register(L, "require", host_require);
     lua_pushvalue(L, LUA_GLOBALSINDEX);
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, lazy_global);

@@ -27,6 +27,10 @@ extern const struct service_module host_module;
  * Pushes the chunk and returns 0, or pushes an error message and returns non-zero, like
  * luaL_loadfile. */
 int host_loadfile(lua_State *L, const char *path);
+/* require(name) as a state's main chunk sees it (package.loaded, then package.loaders, loader
+ * called with name and extra); it cannot wait for a module another coroutine is loading, so
+ * loader.lua hands coroutines skynet.require. skynet.core.require is this function. */
+int host_require(lua_State *L);
 /* The service a state belongs to. */
 struct service *host_service(lua_State *L);
 /* Lua heap bytes of the state. */

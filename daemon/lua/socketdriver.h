@@ -8,7 +8,7 @@
 struct reactor;
 
 void socketdriver_init(struct reactor *r);
-/* The reactor given to socketdriver_init (NULL before). */
+/* The reactor given to socketdriver_init (NULL before, and in tools without one). */
 struct reactor *socketdriver_reactor(void);
 int luaopen_socketdriver(lua_State *L);
 

@@ -2,8 +2,13 @@
 -- clustersender (one per remote node, found through clusterd and cached here forever: a reload
 -- reconfigures the same sender); arguments are serialised at call time. Every failure raises an
 -- error containing "call failed" plus the node, the address and the reason.
+-- skyjet's fast path: once the sender's link is up, a single request (or push) is framed and
+-- written on this service's worker (skynet.cluster.link) and its reply comes straight from the
+-- reactor, as if the sender had answered; large, traced or early messages go through the sender.
+-- Order per node is kept (skynet.cluster.fastpath).
 local skynet = require "skynet"
 local wire = require "skynet.cluster.wire"
+local fastpath = require "skynet.cluster.fastpath"
 
 local cluster = {}
 local clusterd
@@ -15,6 +20,16 @@ end
 
 local senders = {} -- node -> sender handle
 local pending_sends = {} -- node -> queue of pushes waiting for the sender lookup
+local order = {} -- node -> the fast path's order state (skynet.cluster.fastpath)
+
+local function order_of(node)
+	local o = order[node]
+	if not o then
+		o = fastpath.order()
+		order[node] = o
+	end
+	return o
+end
 
 local function get_sender(node)
 	local s = senders[node]
@@ -40,6 +55,8 @@ local function push_queued(node, address, msg, sz)
 		pending_sends[node] = nil
 		for _, t in ipairs(q) do
 			if ok then
+				fastpath.slow(order_of(node))
+				fastpath.barrier(order_of(node), s)
 				skynet.send(s, "lua", "push", t[1], t[2], t[3])
 			else
 				skynet.trash(t[2], t[3])
@@ -79,7 +96,20 @@ local function remote_call(node, address, ms, ...)
 		end
 		s = err
 	end
-	return skynet.unpack(skynet.rawcall(s, "lua", skynet.pack("req", address, msg, sz, ms)))
+	local o = order_of(node)
+	if fastpath.clear(o) and not skynet.tracetag() then
+		local sent, reply, rsz = fastpath.call(s, address, msg, sz, ms)
+		if sent then
+			return skynet.unpack(reply, rsz)
+		end
+	end
+	local seq = fastpath.slow(o)
+	local ok, reply, rsz = pcall(skynet.rawcall, s, "lua", skynet.pack("req", address, msg, sz, ms))
+	fastpath.passed(o, seq)
+	if not ok then
+		error(reply, 0)
+	end
+	return skynet.unpack(reply, rsz)
 end
 
 function cluster.call(node, address, ...)
@@ -97,6 +127,12 @@ function cluster.send(node, address, ...)
 	local msg, sz = skynet.pack(...)
 	local s = senders[node]
 	if s and not pending_sends[node] then
+		local o = order_of(node)
+		if fastpath.clear(o) and fastpath.push(s, address, msg, sz) then
+			return
+		end
+		fastpath.slow(o)
+		fastpath.barrier(o, s)
 		skynet.send(s, "lua", "push", address, msg, sz)
 	else
 		push_queued(node, address, msg, sz)

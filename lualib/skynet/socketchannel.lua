@@ -38,6 +38,7 @@ function socketchannel.channel(desc)
 		__overload_notify = desc.overload,
 		__socket_read = desc.socket_read,
 		__socket_readline = desc.socket_readline,
+		__on_close = desc.on_close, -- skyjet: on_close(err) before a connection is closed
 		__sock = false, -- { fd } while connected
 		__closed = false,
 		__connecting = false, -- coroutines waiting for a connect in progress
@@ -109,6 +110,9 @@ local function close_socket(self, err)
 	local sock = self.__sock
 	if sock then
 		self.__sock = false
+		if self.__on_close then
+			self.__on_close(err)
+		end
 		socket.close(sock.fd)
 	end
 	wake_all(self, err)

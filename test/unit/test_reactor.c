@@ -849,6 +849,61 @@ END_TEST
 
 /* A direct write the kernel takes only part of queues the rest; later sends queue behind it
  * (none is written directly while the reactor holds output) and the stream stays in order. */
+/* ---- read filters ---- */
+
+struct tfilter {
+    atomic_int reads, released;
+};
+
+/* Drops every 'x'; the rest goes on to the owner. */
+static size_t drop_x(void *ud, int id, char *data, size_t size, char **out)
+{
+    struct tfilter *f = ud;
+    (void)id;
+    if (!data) {
+        atomic_fetch_add(&f->released, 1);
+        return 0;
+    }
+    atomic_fetch_add(&f->reads, 1);
+    size_t w = 0;
+    for (size_t i = 0; i < size; i++)
+        if (data[i] != 'x')
+            data[w++] = data[i];
+    if (w == 0) {
+        free(data);
+        return 0;
+    }
+    *out = data;
+    return w;
+}
+
+START_TEST(test_read_filter_sees_input_first_and_is_released_once_on_close)
+{
+    static struct tfilter f;
+    start_reactor(0, 0);
+    int peer, id = reactor_to_raw(OWNER_A, &peer, 0);
+    ck_assert_int_eq(reactor_set_filter(R, id, drop_x, &f), 0);
+    ck_assert_int_eq(reactor_set_filter(R, id, drop_x, &f), -1); /* one per socket */
+    ck_assert_int_eq(reactor_set_filter(R, -1, drop_x, &f), -1);
+    write_all(peer, "xxxx", 4);
+    while (atomic_load(&f.reads) == 0)
+        sched_yield();
+    write_all(peer, "axbxc", 5);
+    expect_data(id, "abc"); /* all-'x' input delivered nothing */
+    ck_assert_int_eq(atomic_load(&f.released), 0);
+    close(peer); /* EOF: half-closed, the filter stays */
+    struct tev *t = expect_event(REACTOR_CLOSE, id);
+    ck_assert_int_eq(t->ev->ud, 1);
+    tev_free(t);
+    ck_assert_int_eq(atomic_load(&f.released), 0);
+    ck_assert_int_eq(reactor_close(R, OWNER_A, id), 0);
+    tev_free(expect_event(REACTOR_CLOSE, id)); /* released before the CLOSE went out */
+    ck_assert_int_eq(atomic_load(&f.released), 1);
+    stop_reactor();
+    ck_assert_int_eq(atomic_load(&f.released), 1);
+}
+END_TEST
+
 START_TEST(test_partial_direct_write_queues_the_rest_and_later_sends_keep_order)
 {
     start_reactor(0, 0);
@@ -1459,6 +1514,7 @@ static Suite *reactor_suite(const char *only)
     ADD(test_small_sends_in_one_batch_are_coalesced_into_few_writes);
     ADD(test_direct_write_goes_out_while_the_reactor_thread_is_busy);
     ADD(test_partial_direct_write_queues_the_rest_and_later_sends_keep_order);
+    ADD(test_read_filter_sees_input_first_and_is_released_once_on_close);
     ADD(test_stream_through_full_buffers_mixes_direct_and_queued_writes_in_order);
     ADD(test_send_after_close_is_not_written_directly);
     ADD(test_close_racing_direct_writes_never_writes_a_reused_fd);
