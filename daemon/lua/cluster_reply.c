@@ -228,15 +228,14 @@ static void name_forget(struct cluster_reply *t, struct cached_name *c)
 
 /* A frame the filter serves: a named call (80) to a cached @name, its payload well-formed,
  * under max_pending. 1 when it went to the service; 0 when the agent must have it (and every
- * frame after it), as it would any frame: its Lua decides and words every refusal. */
+ * frame after it), as it would any frame: its Lua decides and words every refusal. The lock is
+ * held for the table only, not while the request is queued: the callee's answer may come back
+ * on another worker at once. */
 static int filter_frame(struct cluster_reply *t, const uint8_t *body, size_t n)
 {
     struct cluster_core_single r;
     char why[64];
-    if (cluster_core_single(body, n, &r) != 0 || !r.name || r.session == 0)
-        return 0;
-    struct cached_name *c = name_find(t, r.name, r.namelen);
-    if (!c || t->count + t->lua_inflight >= t->max_pending ||
+    if (cluster_core_single(body, n, &r) != 0 || !r.name || r.session == 0 ||
         seri_check(r.payload, r.size, 0, why, sizeof why) != 0)
         return 0;
     void *msg = r.size ? malloc(r.size) : NULL;
@@ -244,24 +243,36 @@ static int filter_frame(struct cluster_reply *t, const uint8_t *body, size_t n)
         return 0;
     if (r.size)
         memcpy(msg, r.payload, r.size);
-    uint32_t target = c->handle;
-    int session = add_locked(t, 0, r.session, target);
+    int session = -1;
+    uint32_t target = 0;
+    pthread_mutex_lock(&t->lock);
+    struct cached_name *c = name_find(t, r.name, r.namelen);
+    if (c && !t->closed && t->count + t->lua_inflight < t->max_pending) {
+        target = c->handle;
+        session = add_locked(t, 0, r.session, target);
+    }
+    pthread_mutex_unlock(&t->lock);
     if (session < 0) {
         free(msg);
         return 0;
     }
-    if (service_send(t->agent, target, PTYPE_LUA, session, msg, r.size) != 0) {
-        slot_remove(t, (size_t)slot_find(t, session));
-        name_forget(t, c); /* gone: the agent resolves the name again */
-        return 0;
-    }
-    return 1;
+    if (service_send(t->agent, target, PTYPE_LUA, session, msg, r.size) == 0)
+        return 1;
+    pthread_mutex_lock(&t->lock); /* gone: the agent resolves the name again */
+    long i = slot_find(t, session);
+    if (i >= 0)
+        slot_remove(t, (size_t)i);
+    if ((c = name_find(t, r.name, r.namelen)) != NULL && c->handle == target)
+        name_forget(t, c);
+    pthread_mutex_unlock(&t->lock);
+    return 0;
 }
 
 /* A socket event for the agent: the leading frames of a DATA chunk that filter_frame serves go
  * to their services from here, the rest (if any) stays in the event for the agent. Only while
  * the agent holds nothing earlier (every chunk it was handed is consumed: caught_up), so no
- * frame overtakes an earlier one. Returns 1 when the whole event was taken (and freed). */
+ * frame overtakes an earlier one; only the reactor thread hands chunks on, so that holds from
+ * the test to the end. Returns 1 when the whole event was taken (and freed). */
 static int filter_event(struct cluster_reply *t, struct reactor_event *ev, size_t size)
 {
     if (size < sizeof *ev || ev->type != REACTOR_DATA || ev->id != t->fd || ev->size <= 0)
@@ -269,28 +280,27 @@ static int filter_event(struct cluster_reply *t, struct reactor_event *ev, size_
     const uint8_t *d = (const uint8_t *)ev->data;
     size_t n = (size_t)ev->size, off = 0;
     pthread_mutex_lock(&t->lock);
-    if (t->filtering && !t->closed && t->handed == t->caught_up) {
-        while (n - off >= 2) { /* a frame: 2-byte big-endian body length, body (B.1) */
-            size_t len = (size_t)d[off] << 8 | d[off + 1];
-            if (n - off - 2 < len || !filter_frame(t, d + off + 2, len))
-                break;
-            off += 2 + len;
-        }
-    }
-    int taken = off == n;
-    if (!taken) {
-        if (off > 0) {
-            memmove(ev->data, ev->data + off, n - off);
-            ev->size = ev->ud = (int)(n - off);
-        }
-        t->handed++;
-    }
+    int open = t->filtering > 0 && !t->closed && t->handed == t->caught_up;
     pthread_mutex_unlock(&t->lock);
-    if (taken) {
+    while (open && n - off >= 2) { /* a frame: 2-byte big-endian body length, body (B.1) */
+        size_t len = (size_t)d[off] << 8 | d[off + 1];
+        if (n - off - 2 < len || !filter_frame(t, d + off + 2, len))
+            break;
+        off += 2 + len;
+    }
+    if (off == n) {
         free(ev->data);
         free(ev);
+        return 1;
     }
-    return taken;
+    if (off > 0) {
+        memmove(ev->data, ev->data + off, n - off);
+        ev->size = ev->ud = (int)(n - off);
+    }
+    pthread_mutex_lock(&t->lock);
+    t->handed++;
+    pthread_mutex_unlock(&t->lock);
+    return 0;
 }
 
 void cluster_reply_caught_up(struct cluster_reply *t, uint64_t received, size_t lua_inflight)
