@@ -186,7 +186,8 @@ static void bench_pingpong(double seconds)
 
 struct pinger {
     uint16_t port;
-    double deadline;
+    double deadline; /* set by the main thread before the barrier */
+    pthread_barrier_t *go;
     uint64_t rts;
 };
 
@@ -212,6 +213,7 @@ static void *ping_one(void *arg)
     struct pinger *p = arg;
     int fd = connect_loopback(p->port);
     char b = 'p';
+    pthread_barrier_wait(p->go); /* every connection is up and the deadline set */
     while (now_s() < p->deadline) {
         if (write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1)
             die("pingpong many");
@@ -233,10 +235,14 @@ static void bench_pingpong_many(double seconds, int n)
     int *fds = calloc((size_t)n, sizeof *fds);
     if (!p || !clients || !servers || !fds)
         die("calloc");
-    double start = now_s() + 0.05; /* connects first */
+    /* The clock starts once all n connections are up (on a loaded machine setting up 64
+     * threads can take longer than a smoke run's whole duration). */
+    pthread_barrier_t go;
+    if (pthread_barrier_init(&go, NULL, (unsigned)n + 1) != 0)
+        die("pthread_barrier_init");
     for (int i = 0; i < n; i++) {
         p[i].port = port;
-        p[i].deadline = start + seconds;
+        p[i].go = &go;
         if (pthread_create(&clients[i], NULL, ping_one, &p[i]) != 0)
             die("pthread_create");
         fds[i] = accept(lfd, NULL, NULL);
@@ -246,6 +252,10 @@ static void bench_pingpong_many(double seconds, int n)
         if (pthread_create(&servers[i], NULL, echo_one, &fds[i]) != 0)
             die("pthread_create");
     }
+    double start = now_s();
+    for (int i = 0; i < n; i++)
+        p[i].deadline = start + seconds;
+    pthread_barrier_wait(&go);
     uint64_t total = 0;
     for (int i = 0; i < n; i++) {
         pthread_join(clients[i], NULL);
@@ -255,6 +265,7 @@ static void bench_pingpong_many(double seconds, int n)
     for (int i = 0; i < n; i++)
         pthread_join(servers[i], NULL);
     close(lfd);
+    pthread_barrier_destroy(&go);
     printf("BENCH name=loopback_pingpong_%d value=%.1f unit=rt/s\n", n, (double)total / elapsed);
     free(p);
     free(clients);

@@ -3,7 +3,9 @@
 -- Arguments: seconds per variant (default 2).
 -- socket_echo_1: 1-byte ping-pong round trips/s over one connection (write 1 byte, read it back),
 --   with p50/p99; socket_echo_64: the same over 64 connections at once, total round trips/s;
--- socket_bulk: one connection writing 64 KiB strings for `seconds`; MB/s = bytes the server
+-- socket_bulk: one connection writing 64 KiB strings for `seconds`, never more than 16 MiB ahead
+--   of what the server has counted (since 2026-12-06; before, the writer could queue until the
+--   socket_output_limit closed the link, and the sums were slower); MB/s = bytes the server
 --   counted / time from the first write until the server has counted them all (MB = 10^6 B).
 local skynet = require "skynet"
 local socket = require "skynet.socket"
@@ -46,7 +48,11 @@ bench.main(function()
 		socket.write(id, chunk)
 		sent = sent + #chunk
 		if sent % (4 * 1024 * 1024) == 0 then
-			skynet.yield() -- let the reactor drain what is queued
+			-- stay at most 16 MiB ahead of the reader: a writer that outruns it is closed at
+			-- socket_output_limit (256 MiB), which a slow machine reached within 2 s
+			while sent - skynet.call(server, "lua", "sunk") > 16 * 1024 * 1024 do
+				skynet.yield()
+			end
 		end
 	until skynet.hpc() >= deadline
 	while skynet.call(server, "lua", "sunk") < sent do

@@ -79,6 +79,25 @@ T.case("queued_requests_of_a_killed_service_fail", function()
 	end
 end)
 
+T.case("service_exiting_with_several_calls_pending_fails_every_caller", function()
+	local p = skynet.newservice("probe")
+	local results = {}
+	for i = 1, 3 do
+		skynet.fork(function()
+			results[i] = table.pack(pcall(skynet.call, p, "lua", "sleep", 100))
+		end)
+	end
+	skynet.sleep(2)
+	skynet.send(p, "lua", "exit")
+	T.wait_until(function()
+		return results[1] and results[2] and results[3]
+	end, 5, "all three callers")
+	for i = 1, 3 do
+		T.eq(results[i][1], false, "caller " .. i)
+		T.ok(tostring(results[i][2]):find("call failed", 1, true), tostring(results[i][2]))
+	end
+end)
+
 T.case("response_closure_answers_later_and_once", function()
 	local p = skynet.newservice("probe")
 	local a, b = skynet.call(p, "lua", "later", 2, "x", "y")
