@@ -23,18 +23,20 @@ return function(skynet, I)
 		c.memlimit(bytes)
 	end
 
-	function skynet.queryservice(global, ...)
+	-- service_mgr's commands: `global == true` asks the global variant (GQUERY/GLAUNCH)
+	local function service_mgr(cmd, global, ...)
 		if global == true then
-			return assert(skynet.call(".service", "lua", "GQUERY", ...))
+			return assert(skynet.call(".service", "lua", "G" .. cmd, ...))
 		end
-		return assert(skynet.call(".service", "lua", "QUERY", global, ...))
+		return assert(skynet.call(".service", "lua", cmd, global, ...))
 	end
 
-	function skynet.uniqueservice(global, ...)
-		if global == true then
-			return assert(skynet.call(".service", "lua", "GLAUNCH", ...))
-		end
-		return assert(skynet.call(".service", "lua", "LAUNCH", global, ...))
+	function skynet.queryservice(...)
+		return service_mgr("QUERY", ...)
+	end
+
+	function skynet.uniqueservice(...)
+		return service_mgr("LAUNCH", ...)
 	end
 
 	function skynet.log(level, ...)

@@ -140,20 +140,26 @@ def test_deadlines_racing_replies_answer_each_call_once(ctx):
     check("unknown session" not in a.text(), "late replies are dropped quietly")
 
 
-def test_server_killed_with_calls_pending_then_restarted(ctx):
-    a, b = pair(ctx)
-    check(a.eval1(WARM) is not False, "link up")
+def start_sleeping_calls(a, n):
+    """n coroutines on node a each call n2's probe to sleep 3 s; G.res counts ok/err (last error
+    text in G.res.last). Returns once all n are pending in the sender's link."""
     a.eval("""
         G.res = { ok = 0, err = 0 }
-        for i = 1, 200 do
+        for i = 1, %d do
             skynet.fork(function()
                 local ok, e = pcall(cluster.call, "n2", "@probe", "sleep", 3000)
                 if ok then G.res.ok = G.res.ok + 1
                 else G.res.err = G.res.err + 1; G.res.last = tostring(e) end
             end)
         end
-    """)
-    wait_for(lambda: status(a)["pending"] >= 200, what="200 calls in flight")
+    """ % n)
+    wait_for(lambda: status(a)["pending"] >= n, what=f"{n} calls in flight")
+
+
+def test_server_killed_with_calls_pending_then_restarted(ctx):
+    a, b = pair(ctx)
+    check(a.eval1(WARM) is not False, "link up")
+    start_sleeping_calls(a, 200)
     check(status(a)["fast_requests"] >= 200, "they were written by the caller")
     os.kill(b.pid, signal.SIGKILL)
     b.proc.wait()
@@ -195,17 +201,7 @@ def test_idle_link_keeps_its_heartbeat_and_stats(ctx):
 def test_sender_killed_with_calls_pending_answers_each_caller(ctx):
     a, b = pair(ctx)
     check(a.eval1(WARM) is not False, "link up")
-    a.eval("""
-        G.res = { ok = 0, err = 0 }
-        for i = 1, 50 do
-            skynet.fork(function()
-                local ok, e = pcall(cluster.call, "n2", "@probe", "sleep", 3000)
-                if ok then G.res.ok = G.res.ok + 1
-                else G.res.err = G.res.err + 1; G.res.last = tostring(e) end
-            end)
-        end
-    """)
-    wait_for(lambda: status(a)["pending"] >= 50, what="50 calls in flight")
+    start_sleeping_calls(a, 50)
     a.eval('require "skynet.manager" skynet.kill(cluster.get_sender("n2"))')
     wait_for(lambda: a.eval1("return G.res.err") == 50, timeout=5 * slow(ctx),
              what="every pending call fails")
